@@ -1,0 +1,80 @@
+"""The data stage's commands: validate, split, stats, agreement."""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from socialcare import paths
+from socialcare.agreement import pairwise_agreement
+from socialcare.options import option
+from socialcare.records import load_posts, validate, write_posts
+from socialcare.splits import DEFAULT_FRACTIONS, stratified_split
+from socialcare.stats import counts_table
+
+
+@dataclass
+class ValidateOptions:
+    """Check JSONL files of posts: schema, labels, duplicates. Exits 1 if anything is wrong."""
+
+    paths: list[Path] = option(help="JSONL files or folders (searched recursively)", positional=True)
+
+
+def run_validate(opts: ValidateOptions) -> int:
+    count, problems = validate(opts.paths)
+    for problem in problems:
+        print(problem)
+    verdict = "OK" if not problems else f"{len(problems)} problem(s)"
+    print(f"{count} valid record(s); {verdict}", file=sys.stderr if problems else sys.stdout)
+    return 1 if problems else 0
+
+
+@dataclass
+class SplitOptions:
+    """Split labelled posts into fixed train/validation/test files, stratified by language and label."""
+
+    input: list[Path] = option(help="JSONL files or folders of labelled posts")
+    output_dir: Path = option(paths.SEED_DIR, help="where train/validation/test.jsonl are written")
+    seed: int = option(13, help="random seed of the split")
+
+
+def run_split(opts: SplitOptions) -> int:
+    posts = load_posts(opts.input)
+    splits = stratified_split(posts, DEFAULT_FRACTIONS, seed=opts.seed)
+    for name, split_posts in splits.items():
+        write_posts(opts.output_dir / f"{name}.jsonl", split_posts)
+    print(counts_table(splits))
+    return 0
+
+
+@dataclass
+class StatsOptions:
+    """Print counts per split, language, intent and sentiment as a Markdown table."""
+
+    data_dir: Path = option(paths.SEED_DIR, help="folder with train/validation/test.jsonl")
+
+
+def run_stats(opts: StatsOptions) -> int:
+    splits = {name: load_posts([opts.data_dir / f"{name}.jsonl"]) for name in paths.SPLITS}
+    print(counts_table(splits))
+    return 0
+
+
+@dataclass
+class AgreementOptions:
+    """Cohen's kappa between two independent labelling passes over the same posts."""
+
+    first: Path = option(paths.QUALITY_DIR / "first_pass.jsonl", help="first pass (JSONL)")
+    second: Path = option(paths.QUALITY_DIR / "second_pass.jsonl", help="second pass (JSONL)")
+
+
+def run_agreement(opts: AgreementOptions) -> int:
+    first, second = load_posts([opts.first]), load_posts([opts.second])
+    by_lang = {"all": (first, second)}
+    for lang in sorted({p.lang for p in second}):
+        by_lang[lang] = ([p for p in first if p.lang == lang], [p for p in second if p.lang == lang])
+    print("| label | lang | posts | Cohen's kappa | raw agreement |")
+    print("|---|---|---|---|---|")
+    for lang, (a, b) in by_lang.items():
+        for row in pairwise_agreement(a, b):
+            print(f"| {row.label} | {lang} | {row.n} | {row.kappa:.3f} | {row.observed:.1%} |")
+    return 0
