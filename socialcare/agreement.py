@@ -34,13 +34,33 @@ def pairwise_agreement(first: list[Post], second: list[Post]) -> list[Agreement]
     results = []
     for intent in INTENTS:
         with_labels = [(a, b) for a, b in pairs if a.labels is not None and b.labels is not None]
-        results.append(_agreement(
-            intent,
-            [intent in a.labels for a, _ in with_labels],
-            [intent in b.labels for _, b in with_labels],
-        ))
+        results.append(
+            _agreement(
+                intent,
+                [intent in a.labels for a, _ in with_labels],
+                [intent in b.labels for _, b in with_labels],
+            )
+        )
     with_sentiment = [(a, b) for a, b in pairs if a.sentiment and b.sentiment]
-    results.append(_agreement(
-        "sentiment", [a.sentiment for a, _ in with_sentiment], [b.sentiment for _, b in with_sentiment]
-    ))
+    results.append(
+        _agreement(
+            "sentiment",
+            [a.sentiment for a, _ in with_sentiment],
+            [b.sentiment for _, b in with_sentiment],
+        )
+    )
     return results
+
+
+def agreement_table(first: list[Post], second: list[Post]) -> str:
+    """A Markdown table of kappa and raw agreement per label, overall and per language."""
+    groups = {"all": (first, second)}
+    for lang in sorted({post.lang for post in second}):
+        groups[lang] = ([p for p in first if p.lang == lang], [p for p in second if p.lang == lang])
+    lines = ["| label | lang | posts | Cohen's kappa | raw agreement |", "|---|---|---|---|---|"]
+    for lang, (a, b) in groups.items():
+        for row in pairwise_agreement(a, b):
+            lines.append(
+                f"| {row.label} | {lang} | {row.n} | {row.kappa:.3f} | {row.observed:.1%} |"
+            )
+    return "\n".join(lines)

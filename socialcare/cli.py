@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         doc = (command.options.__doc__ or "").strip()
-        add_options(sub.add_parser(name, help=doc.splitlines()[0], description=doc), command.options)
+        add_options(
+            sub.add_parser(name, help=doc.splitlines()[0], description=doc), command.options
+        )
     return parser
 
 

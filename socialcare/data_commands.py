@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from socialcare import paths
-from socialcare.agreement import pairwise_agreement
+from socialcare.agreement import agreement_table
 from socialcare.options import option
 from socialcare.records import load_posts, validate, write_posts
 from socialcare.splits import DEFAULT_FRACTIONS, stratified_split
@@ -16,7 +16,9 @@ from socialcare.stats import counts_table
 class ValidateOptions:
     """Check JSONL files of posts: schema, labels, duplicates. Exits 1 if anything is wrong."""
 
-    paths: list[Path] = option(help="JSONL files or folders (searched recursively)", positional=True)
+    paths: list[Path] = option(
+        help="JSONL files or folders (searched recursively)", positional=True
+    )
 
 
 def run_validate(opts: ValidateOptions) -> int:
@@ -30,7 +32,8 @@ def run_validate(opts: ValidateOptions) -> int:
 
 @dataclass
 class SplitOptions:
-    """Split labelled posts into fixed train/validation/test files, stratified by language and label."""
+    """Split labelled posts into fixed train/validation/test files, stratified by language
+    and label."""
 
     input: list[Path] = option(help="JSONL files or folders of labelled posts")
     output_dir: Path = option(paths.SEED_DIR, help="where train/validation/test.jsonl are written")
@@ -68,13 +71,5 @@ class AgreementOptions:
 
 
 def run_agreement(opts: AgreementOptions) -> int:
-    first, second = load_posts([opts.first]), load_posts([opts.second])
-    by_lang = {"all": (first, second)}
-    for lang in sorted({p.lang for p in second}):
-        by_lang[lang] = ([p for p in first if p.lang == lang], [p for p in second if p.lang == lang])
-    print("| label | lang | posts | Cohen's kappa | raw agreement |")
-    print("|---|---|---|---|---|")
-    for lang, (a, b) in by_lang.items():
-        for row in pairwise_agreement(a, b):
-            print(f"| {row.label} | {lang} | {row.n} | {row.kappa:.3f} | {row.observed:.1%} |")
+    print(agreement_table(load_posts([opts.first]), load_posts([opts.second])))
     return 0

@@ -38,7 +38,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         kind, is_list = _base_type(hints[field.name])
-        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        required = (
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
         kwargs: dict[str, Any] = {"help": field.metadata.get("help", "")}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -52,7 +54,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(field.name, **kwargs)
             continue
         if not required:
-            default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+            default = (
+                field.default
+                if field.default_factory is dataclasses.MISSING
+                else field.default_factory()
+            )
             kwargs["default"] = default
             kwargs["help"] += f" (default: {default})" if default not in (None, []) else ""
         parser.add_argument("--" + field.name.replace("_", "-"), required=required, **kwargs)

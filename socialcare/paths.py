@@ -1,5 +1,6 @@
 """Default paths, each defined once. Every command takes them as options."""
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -16,3 +17,7 @@ def seed_split(split: str) -> Path:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return SEED_DIR / f"{split}.jsonl"
+
+
+# Converted backbones and other derived, re-creatable files (never committed).
+CACHE_DIR = Path(os.environ.get("SOCIALCARE_CACHE", Path.home() / ".cache" / "socialcare"))

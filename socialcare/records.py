@@ -72,14 +72,23 @@ def parse_line(path: Path, line_no: int, raw: bytes) -> Post | list[Problem]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        return [Problem(path, line_no, "line", f"not valid UTF-8 (byte {raw[err.start]:#04x} at "
-                                                f"column {err.start + 1}); save the file as UTF-8")]
+        return [
+            Problem(
+                path,
+                line_no,
+                "line",
+                f"not valid UTF-8 (byte {raw[err.start]:#04x} at "
+                f"column {err.start + 1}); save the file as UTF-8",
+            )
+        ]
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         return [Problem(path, line_no, "line", f"not valid JSON ({err.msg} at column {err.colno})")]
     if not isinstance(obj, dict):
-        return [Problem(path, line_no, "line", f"expected a JSON object, found {type(obj).__name__}")]
+        return [
+            Problem(path, line_no, "line", f"expected a JSON object, found {type(obj).__name__}")
+        ]
     try:
         return Post.model_validate(obj)
     except ValidationError as err:
@@ -118,21 +127,39 @@ class DuplicateIndex:
         problems = []
         first = self._by_id.get(post.id)
         if first is not None and first[2].text != post.text:
-            problems.append(Problem(path, line_no, "id", f"{post.id!r} already names another "
-                                    f"text at {first[0]}:{first[1]}; give this post a new id"))
+            problems.append(
+                Problem(
+                    path,
+                    line_no,
+                    "id",
+                    f"{post.id!r} already names another "
+                    f"text at {first[0]}:{first[1]}; give this post a new id",
+                )
+            )
         annotation = (post.id, post.annotator, post.labelled_at)
         if first is not None and first[2].text == post.text and annotation in self._annotations:
-            problems.append(Problem(path, line_no, "id", f"{post.id!r} repeats the record at "
-                                    f"{first[0]}:{first[1]} (same annotator and time)"))
+            problems.append(
+                Problem(
+                    path,
+                    line_no,
+                    "id",
+                    f"{post.id!r} repeats the record at "
+                    f"{first[0]}:{first[1]} (same annotator and time)",
+                )
+            )
         self._annotations.add(annotation)
         self._by_id.setdefault(post.id, (path, line_no, post))
 
-        key = duplicate_key(post.text)
+        # Posts reduced to nothing (only mentions/links) are compared by their exact text.
+        key = duplicate_key(post.text) or "exact:" + post.text.strip()
         other = self._by_key.get(key)
         if other is not None and other[2].id != post.id:
             kind = "exact duplicate" if other[2].text == post.text else "near-duplicate"
-            problems.append(Problem(path, line_no, "text", f"{kind} of {other[0]}:{other[1]} "
-                                    f"(id {other[2].id!r})"))
+            problems.append(
+                Problem(
+                    path, line_no, "text", f"{kind} of {other[0]}:{other[1]} (id {other[2].id!r})"
+                )
+            )
         self._by_key.setdefault(key, (path, line_no, post))
         return problems
 

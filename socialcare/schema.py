@@ -68,7 +68,9 @@ class Post(BaseModel):
     @classmethod
     def _known_sentiment(cls, value: str | None) -> str | None:
         if value is not None and value not in SENTIMENTS:
-            raise ValueError(f"unknown sentiment {value!r}; expected one of {', '.join(SENTIMENTS)}")
+            raise ValueError(
+                f"unknown sentiment {value!r}; expected one of {', '.join(SENTIMENTS)}"
+            )
         return value
 
     @model_validator(mode="after")

@@ -29,7 +29,9 @@ def stratified_split(
     order = list(posts)
     rng.shuffle(order)
     totals = Counter(key for post in order for key in _strata(post))
-    wanted = {split: {key: n * share for key, n in totals.items()} for split, share in fractions.items()}
+    wanted = {
+        split: {key: n * share for key, n in totals.items()} for split, share in fractions.items()
+    }
     room = {split: len(order) * share for split, share in fractions.items()}
     order.sort(key=lambda post: min(totals[key] for key in _strata(post)))
 

@@ -5,19 +5,20 @@ import unicodedata
 
 _LINK = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"@\w+")
-_NON_WORD = re.compile(r"[^\w\s]")
 
 
 def duplicate_key(text: str) -> str:
     """The key two posts share when they are near-duplicates.
 
-    Case, accents' Unicode form, whitespace, @mentions, links and punctuation are
-    ignored: "@user Ni är BÄST!!" and "ni är bäst https://t.co/x" are the same post.
+    Case, Unicode form, whitespace, @mentions, links and punctuation are ignored:
+    "@user Ni är BÄST!!" and "ni är bäst https://t.co/x" are the same post. Emojis are
+    kept ("🐶🐶🐶" and "🙄" are different posts). A post with nothing left (only
+    mentions or links) has an empty key: it is compared by its exact text only.
     """
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _LINK.sub(" ", text)
     text = _MENTION.sub(" ", text)
-    text = _NON_WORD.sub(" ", text)
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return " ".join(text.split())
 
 

@@ -13,10 +13,18 @@ def test_kappa_on_a_hand_computed_case():
     # kappa = (0.75 - 0.5) / (1 - 0.5) = 0.5
     # sentiment: A = [neg, neg, pos, neu], B = [neg, neu, pos, neu] -> observed 3/4,
     # expected = (2*1 + 1*2 + 1*1)/16 = 5/16, kappa = (12/16 - 5/16)/(11/16) = 7/11
-    first = [make("1", ["complaint"], "negative"), make("2", ["complaint"], "negative"),
-             make("3", [], "positive"), make("4", [], "neutral")]
-    second = [make("1", ["complaint"], "negative"), make("2", [], "neutral"),
-              make("3", [], "positive"), make("4", [], "neutral")]
+    first = [
+        make("1", ["complaint"], "negative"),
+        make("2", ["complaint"], "negative"),
+        make("3", [], "positive"),
+        make("4", [], "neutral"),
+    ]
+    second = [
+        make("1", ["complaint"], "negative"),
+        make("2", [], "neutral"),
+        make("3", [], "positive"),
+        make("4", [], "neutral"),
+    ]
     rows = {row.label: row for row in pairwise_agreement(first, second)}
     assert rows["complaint"].kappa == pytest.approx(0.5)
     assert rows["complaint"].observed == pytest.approx(0.75)

@@ -13,7 +13,9 @@ def run(capsys, *paths) -> tuple[int, str]:
 
 
 def test_good_file_passes(write_jsonl, capsys):
-    path = write_jsonl("ok.jsonl", [post("a"), post("b", "Tack för snabb hjälp!", labels=["praise"])])
+    path = write_jsonl(
+        "ok.jsonl", [post("a"), post("b", "Tack för snabb hjälp!", labels=["praise"])]
+    )
     code, output = run(capsys, path)
     assert code == 0
     assert "2 valid record(s); OK" in output
@@ -23,20 +25,59 @@ def test_good_file_passes(write_jsonl, capsys):
     ("line", "field", "message"),
     [
         (b"{not json", "line", "not valid JSON"),
-        (b'{"id": "x", "text": "caf\xe9", "lang": "sv", "sentiment": "neutral"}', "line", "not valid UTF-8"),
+        (
+            b'{"id": "x", "text": "caf\xe9", "lang": "sv", "sentiment": "neutral"}',
+            "line",
+            "not valid UTF-8",
+        ),
         (b'["a list"]', "line", "expected a JSON object"),
-        (b'{"id": "x", "text": "ok", "lang": "sv", "labels": ["complain"]}', "labels", "unknown intent"),
-        (b'{"id": "x", "text": "ok", "lang": "sv", "labels": ["humour", "humour"]}', "labels", "repeated"),
-        (b'{"id": "x", "text": "ok", "lang": "se", "sentiment": "neutral"}', "lang", "not a labelled language"),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv", "labels": ["complain"]}',
+            "labels",
+            "unknown intent",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv", "labels": ["humour", "humour"]}',
+            "labels",
+            "repeated",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "se", "sentiment": "neutral"}',
+            "lang",
+            "not a labelled language",
+        ),
         (b'{"id": "x", "lang": "sv", "sentiment": "neutral"}', "text", "is required"),
-        (b'{"id": "x", "text": " ", "lang": "sv", "sentiment": "neutral"}', "text", "whitespace only"),
-        (b'{"id": "x", "text": "ok", "lang": "sv", "sentiment": "glad"}', "sentiment", "unknown sentiment"),
-        (b'{"id": "x", "text": "ok", "lang": "sv"}', "labels/sentiment", "needs 'labels', 'sentiment'"),
-        (b'{"id": "x", "text": "ok", "lang": "sv", "sentiment": "neutral", "labls": []}', "labls", "unknown field"),
-        (b'{"id": "x", "text": "ok", "lang": "sv", "labelled_at": "yesterday", "sentiment": "neutral"}', "labelled_at", "datetime"),
+        (
+            b'{"id": "x", "text": " ", "lang": "sv", "sentiment": "neutral"}',
+            "text",
+            "whitespace only",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv", "sentiment": "glad"}',
+            "sentiment",
+            "unknown sentiment",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv"}',
+            "labels/sentiment",
+            "needs 'labels', 'sentiment'",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv", "sentiment": "neutral", "labls": []}',
+            "labls",
+            "unknown field",
+        ),
+        (
+            b'{"id": "x", "text": "ok", "lang": "sv", "labelled_at": "yesterday", '
+            b'"sentiment": "neutral"}',
+            "labelled_at",
+            "datetime",
+        ),
     ],
 )
-def test_each_bad_line_is_reported_with_file_line_and_field(write_jsonl, capsys, line, field, message):
+def test_each_bad_line_is_reported_with_file_line_and_field(
+    write_jsonl, capsys, line, field, message
+):
     path = write_jsonl("bad.jsonl", [post("good"), line])
     code, output = run(capsys, path)
     assert code == 1
@@ -102,3 +143,17 @@ def test_every_problem_is_reported_not_just_the_first(write_jsonl, capsys):
     code, output = run(capsys, path)
     assert code == 1
     assert all(f"{path}:{n}:" in output for n in (1, 2, 3))
+
+
+def test_emoji_only_and_mention_only_posts_are_not_all_one_duplicate(write_jsonl, capsys):
+    path = write_jsonl(
+        "short.jsonl",
+        [
+            post("1", "🐶🐶🐶", labels=[]),
+            post("2", "🙄", labels=[]),
+            post("3", "@user", labels=[]),
+            post("4", "@user @user", labels=[]),
+        ],
+    )
+    code, output = run(capsys, path)
+    assert code == 0, output
