@@ -29,9 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         doc = (command.options.__doc__ or "").strip()
-        add_options(
-            sub.add_parser(name, help=doc.splitlines()[0], description=doc), command.options
-        )
+        summary = " ".join(doc.split("\n\n")[0].split())
+        add_options(sub.add_parser(name, help=summary, description=doc), command.options)
     return parser
 
 
