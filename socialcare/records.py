@@ -150,8 +150,7 @@ class DuplicateIndex:
         self._annotations.add(annotation)
         self._by_id.setdefault(post.id, (path, line_no, post))
 
-        # Posts reduced to nothing (only mentions/links) are compared by their exact text.
-        key = duplicate_key(post.text) or "exact:" + post.text.strip()
+        key = duplicate_key(post.text)
         other = self._by_key.get(key)
         if other is not None and other[2].id != post.id:
             kind = "exact duplicate" if other[2].text == post.text else "near-duplicate"

@@ -13,13 +13,12 @@ def duplicate_key(text: str) -> str:
     Case, Unicode form, whitespace, @mentions, links and punctuation are ignored:
     "@user Ni är BÄST!!" and "ni är bäst https://t.co/x" are the same post. Emojis are
     kept ("🐶🐶🐶" and "🙄" are different posts). A post with nothing left (only
-    mentions or links) has an empty key: it is compared by its exact text only.
+    mentions or links) is keyed by its exact text instead.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _LINK.sub(" ", text)
-    text = _MENTION.sub(" ", text)
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return " ".join(text.split())
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = _MENTION.sub(" ", _LINK.sub(" ", folded))
+    key = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
+    return " ".join(key.split()) or "\0" + text.strip()
 
 
 def opening_words(text: str, n: int = 5) -> str:
