@@ -6,8 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socialcare import data_commands as data
-from socialcare.options import add_options, parse_options
+from socialcare.options import add_options, config_defaults, parse_options
 from socialcare.records import DataError
+from training import commands as training_commands
+from training.config import EvaluateOptions, TrainOptions
+from training.predict import PredictOptions, run_predict
 
 
 @dataclass(frozen=True)
@@ -21,25 +24,48 @@ COMMANDS: dict[str, Command] = {
     "split": Command(data.SplitOptions, data.run_split),
     "stats": Command(data.StatsOptions, data.run_stats),
     "agreement": Command(data.AgreementOptions, data.run_agreement),
+    "train": Command(TrainOptions, lambda opts: _train(opts)),
+    "evaluate": Command(EvaluateOptions, training_commands.run_evaluate),
+    "models": Command(training_commands.ModelsOptions, training_commands.run_models),
+    "predict": Command(PredictOptions, run_predict),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _train(opts: TrainOptions) -> int:
+    from training.train import run_train  # torch and transformers load only when training
+
+    return run_train(opts)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="socialcare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = {}
     for name, command in COMMANDS.items():
         doc = (command.options.__doc__ or "").strip()
         summary = " ".join(doc.split("\n\n")[0].split())
-        add_options(sub.add_parser(name, help=summary, description=doc), command.options)
-    return parser
+        subparsers[name] = sub.add_parser(
+            name,
+            help=summary,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(subparsers[name], command.options)
+    return parser, subparsers
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, subparsers = build_parser()
+    args = parser.parse_args(argv)
     command = COMMANDS[args.command]
     try:
+        if getattr(args, "config", None) is not None:
+            # An experiment file sets defaults; options given on the command line still win.
+            file_values = config_defaults(command.options, args.config)
+            subparsers[args.command].set_defaults(**file_values)
+            args = parser.parse_args(argv)
         return command.run(parse_options(command.options, args))
-    except DataError as err:
+    except (DataError, LookupError, ValueError, FileNotFoundError) as err:
         # Bad input is reported, never a traceback.
         print(f"socialcare {args.command}: {err}", file=sys.stderr)
         return 1

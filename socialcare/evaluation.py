@@ -257,7 +257,7 @@ def write_plots(
     positions = np.arange(len(INTENTS) + 1)
     for i, (name, scores) in enumerate(groups.items()):
         f1 = [scores["intents"][intent]["f1"] for intent in INTENTS] + [scores["intent_macro_f1"]]
-        # NaN draws no bar: a language without intent labels shows a gap, not a zero.
+        # A language without intent labels has None scores; NaN draws no bar for them.
         heights = [np.nan if value is None else value for value in f1]
         ax.bar(positions + (i - (len(groups) - 1) / 2) * width, heights, width, label=name)
     ax.set_xticks(positions, [*INTENTS, "macro"])
@@ -265,7 +265,7 @@ def write_plots(
     ax.set_xlabel("intent")
     ax.set_ylabel("F1")
     ax.set_title("Intent F1 by language")
-    ax.legend(title="posts")
+    ax.legend(title="subset")
     paths.append(out_dir / "intent_f1_by_lang.png")
     fig.savefig(paths[-1], dpi=120)
 

@@ -11,7 +11,7 @@ from torch import nn
 from socialcare.labels import INTENTS, SENTIMENTS
 
 HEADS_FILE = "heads.safetensors"
-IGNORE = -100  # sentiment index of a post labelled for intents only
+IGNORE = -1  # sentiment index of a post labelled for intents only
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

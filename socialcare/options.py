@@ -17,8 +17,8 @@ T = TypeVar("T")
 def option(default: Any = dataclasses.MISSING, *, help: str, positional: bool = False) -> Any:
     """A dataclass field with help text; lists get a fresh copy of their default."""
     metadata = {"help": help, "positional": positional}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -37,6 +37,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one argument per field of the options dataclass ``cls``."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
+        if typing.get_origin(hints[field.name]) is dict:
+            continue  # tables of values are set in the --config JSON file, not on the command line
         kind, is_list = _base_type(hints[field.name])
         required = (
             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
@@ -65,5 +67,35 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def parse_options(cls: type[T], namespace: argparse.Namespace) -> T:
-    """Build the options dataclass from parsed arguments."""
-    return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)})
+    """Build the options dataclass from parsed arguments (fields not on the command line
+    keep their defaults)."""
+    given = {
+        f.name: getattr(namespace, f.name)
+        for f in dataclasses.fields(cls)
+        if hasattr(namespace, f.name)
+    }
+    return cls(**given)
+
+
+def config_defaults(cls: type, path: Path) -> dict[str, Any]:
+    """Option values from a JSON experiment file, checked against the options' names."""
+    import json
+
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the experiment config: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of option names and values")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        kind, is_list = _base_type(hints[name])
+        if kind is Path:
+            values[name] = [Path(v) for v in value] if is_list else Path(value)
+    return values

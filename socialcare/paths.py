@@ -21,3 +21,5 @@ def seed_split(split: str) -> Path:
 
 # Converted backbones and other derived, re-creatable files (never committed).
 CACHE_DIR = Path(os.environ.get("SOCIALCARE_CACHE", Path.home() / ".cache" / "socialcare"))
+# Trained model directories, evaluation reports and predictions (never committed).
+ARTIFACTS_DIR = REPO_ROOT / "artifacts"

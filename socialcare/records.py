@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from socialcare.schema import Post
 from socialcare.text import duplicate_key
@@ -67,8 +67,10 @@ def _message_of(error: dict) -> str:
     return message.removeprefix("Value error, ")
 
 
-def parse_line(path: Path, line_no: int, raw: bytes) -> Post | list[Problem]:
-    """Parse one raw line into a Post, or return what is wrong with it."""
+def parse_line(
+    path: Path, line_no: int, raw: bytes, schema: type[BaseModel] = Post
+) -> BaseModel | list[Problem]:
+    """Parse one raw line into a record of ``schema``, or return what is wrong with it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -90,13 +92,15 @@ def parse_line(path: Path, line_no: int, raw: bytes) -> Post | list[Problem]:
             Problem(path, line_no, "line", f"expected a JSON object, found {type(obj).__name__}")
         ]
     try:
-        return Post.model_validate(obj)
+        return schema.model_validate(obj)
     except ValidationError as err:
         return [Problem(path, line_no, _field_of(e), _message_of(e)) for e in err.errors()]
 
 
-def read_file(path: Path) -> Iterator[tuple[int, Post | list[Problem]]]:
-    """Yield ``(line number, Post or problems)`` for each non-blank line, streaming."""
+def read_file(
+    path: Path, schema: type[BaseModel] = Post
+) -> Iterator[tuple[int, BaseModel | list[Problem]]]:
+    """Yield ``(line number, record or problems)`` for each non-blank line, streaming."""
     seen_record = False
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -105,7 +109,7 @@ def read_file(path: Path) -> Iterator[tuple[int, Post | list[Problem]]]:
             if not raw.strip():
                 continue
             seen_record = True
-            yield line_no, parse_line(path, line_no, raw.rstrip(b"\r\n"))
+            yield line_no, parse_line(path, line_no, raw.rstrip(b"\r\n"), schema)
     if not seen_record:
         yield 0, [Problem(path, 0, "file", "is empty: no records")]
 

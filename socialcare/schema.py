@@ -78,3 +78,20 @@ class Post(BaseModel):
         if self.labels is None and self.sentiment is None:
             raise ValueError("a record needs 'labels', 'sentiment' or both")
         return self
+
+
+class IncomingPost(BaseModel):
+    """A post to classify: only ``text`` is required. Other keys (labels...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: str
+    id: str | None = None
+    lang: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace only")
+        return value

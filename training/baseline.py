@@ -1,0 +1,71 @@
+"""The baseline: TF-IDF word + character n-grams and logistic regression (scikit-learn)."""
+
+from pathlib import Path
+
+import joblib
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from socialcare.predictor import BASELINE_FILE
+from training.encoding import LabelArrays
+
+
+def tfidf_features() -> FeatureUnion:
+    """Words catch vocabulary; character n-grams catch typos, missing accents and emojis."""
+    return FeatureUnion(
+        [
+            (
+                "words",
+                TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True),
+            ),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(2, 5),
+                    min_df=2,
+                    sublinear_tf=True,
+                    lowercase=True,
+                ),
+            ),
+        ]
+    )
+
+
+def fit_baseline(train: LabelArrays, seed: int, c: float = 4.0) -> dict[str, Pipeline]:
+    """Two pipelines, each fitted only on the posts labelled for its head."""
+    known = train.intent_known
+    intents = Pipeline(
+        [
+            ("features", tfidf_features()),
+            (
+                "classifier",
+                OneVsRestClassifier(
+                    LogisticRegression(
+                        C=c, max_iter=2000, class_weight="balanced", random_state=seed
+                    )
+                ),
+            ),
+        ]
+    ).fit([t for t, k in zip(train.texts, known, strict=True) if k], train.intents[known])
+    has_sentiment = train.sentiment >= 0
+    sentiment = Pipeline(
+        [
+            ("features", tfidf_features()),
+            (
+                "classifier",
+                LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed),
+            ),
+        ]
+    ).fit(
+        [t for t, s in zip(train.texts, has_sentiment, strict=True) if s],
+        train.sentiment[has_sentiment],
+    )
+    return {"intents": intents, "sentiment": sentiment}
+
+
+def save_baseline(pipelines: dict[str, Pipeline], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipelines, directory / BASELINE_FILE)

@@ -1,0 +1,64 @@
+"""Options of `socialcare train` and `socialcare evaluate` (typed, with help texts)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from socialcare import paths
+from socialcare.options import option
+from socialcare.registry import MODEL_NAME
+from training.backbone import DEFAULT_BASE_MODEL
+from training.calibration import DEFAULT_BETAS
+
+
+@dataclass
+class TrainOptions:
+    """Train a classifier on labelled posts, calibrate it and tune its thresholds on
+    validation, evaluate it on validation and test, and register it in the model store.
+
+    Options come from the command line, or from a JSON file (--config) whose keys are
+    these option names; command-line options override the file.
+    """
+
+    kind: Literal["finetune", "baseline"] = option(
+        "finetune", help="fine-tune a transformer, or the TF-IDF + logistic-regression baseline"
+    )
+    config: Path | None = option(None, help="JSON file of options for this experiment")
+    train: list[Path] = option([paths.seed_split("train")], help="training JSONL files or folders")
+    validation: list[Path] = option(
+        [paths.seed_split("validation")],
+        help="validation files: epoch choice, calibration, thresholds",
+    )
+    test: list[Path] = option(
+        [paths.seed_split("test")], help="test files: scored once at the end, never used to choose"
+    )
+    base_model: str = option(DEFAULT_BASE_MODEL, help="Hugging Face model id or local path")
+    text_prefix: str | None = option(
+        None, help="text put before each post; default 'query: ' for e5 models, else none"
+    )
+    output: Path | None = option(None, help="model directory (default: artifacts/models/<run>)")
+    epochs: float = option(6.0, help="maximum training epochs (early stopping may end sooner)")
+    learning_rate: float = option(8e-5, help="peak learning rate (linear decay after warm-up)")
+    batch_size: int = option(16, help="posts per training step")
+    max_length: int = option(128, help="tokens per post; longer posts are truncated")
+    warmup_ratio: float = option(0.1, help="share of training steps spent warming up")
+    weight_decay: float = option(0.01, help="AdamW weight decay")
+    patience: int = option(2, help="epochs without validation gain before stopping")
+    freeze_embeddings: bool = option(True, help="keep the word-embedding table frozen")
+    per_language_thresholds: bool = option(True, help="tune thresholds per language too")
+    threshold_betas: dict[str, float] = option(
+        dict(DEFAULT_BETAS), help="F-beta per intent for threshold tuning (config file only)"
+    )
+    seed: int = option(13, help="random seed")
+    register: bool = option(True, help="register the trained model in the BentoML model store")
+    name: str = option(MODEL_NAME, help="model name in the store")
+
+
+@dataclass
+class EvaluateOptions:
+    """Score a registered model (or a model directory) on labelled posts: per intent,
+    per language, sentiment, calibration. Writes metrics.json, plots and a model card."""
+
+    model: str | None = option(None, help="registered tag, or a model directory (default: latest)")
+    data: list[Path] = option([paths.seed_split("test")], help="labelled JSONL files or folders")
+    output: Path | None = option(None, help="report folder (default: artifacts/evaluations/<tag>)")

@@ -1,0 +1,37 @@
+"""Posts to label arrays (with masks for missing labels), shared by every model kind."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.model import IGNORE
+from socialcare.schema import Post
+
+
+@dataclass
+class LabelArrays:
+    """Targets of N posts: multi-hot intents with a known-mask, sentiment index or IGNORE."""
+
+    texts: list[str]
+    langs: list[str]
+    intents: np.ndarray  # (N, intents) 0/1
+    intent_known: np.ndarray  # (N,) bool: the post has intent labels (possibly none)
+    sentiment: np.ndarray  # (N,) int, IGNORE when the post has no sentiment
+
+
+def encode_posts(posts: list[Post]) -> LabelArrays:
+    intents = np.zeros((len(posts), len(INTENTS)), dtype=np.int64)
+    for i, post in enumerate(posts):
+        for label in post.labels or []:
+            intents[i, INTENTS.index(label)] = 1
+    return LabelArrays(
+        texts=[post.text for post in posts],
+        langs=[post.lang for post in posts],
+        intents=intents,
+        intent_known=np.array([post.labels is not None for post in posts]),
+        sentiment=np.array(
+            [SENTIMENTS.index(p.sentiment) if p.sentiment else IGNORE for p in posts],
+            dtype=np.int64,
+        ),
+    )

@@ -1,0 +1,140 @@
+"""Fine-tune the encoder with both heads using the Hugging Face Trainer.
+
+Runs on the CPU by default and on the GPU when there is one; `accelerate launch` or
+`torchrun` spread it over several GPUs with no code change (the Trainer handles it).
+"""
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from socialcare.model import IntentSentimentModel
+from training.encoding import LabelArrays
+
+LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
+
+
+@dataclass
+class FinetuneSettings:
+    base_model: str  # a path from_pretrained can load (already resolved)
+    text_prefix: str
+    max_length: int
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    patience: int
+    freeze_embeddings: bool
+    seed: int
+
+
+def _dataset(arrays: LabelArrays, tokenizer, settings: FinetuneSettings):
+    from datasets import Dataset
+
+    encoded = tokenizer(
+        [settings.text_prefix + t for t in arrays.texts],
+        truncation=True,
+        max_length=settings.max_length,
+    )
+    return Dataset.from_dict(
+        {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "length": [len(ids) for ids in encoded["input_ids"]],
+            "intent_labels": arrays.intents.astype(np.float32).tolist(),
+            "intent_mask": arrays.intent_known.astype(np.int64).tolist(),
+            "sentiment_labels": arrays.sentiment.tolist(),
+        }
+    )
+
+
+def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(true, pred, average="macro", zero_division=0))
+
+
+def selection_metrics(eval_prediction) -> dict[str, float]:
+    """Validation scores that pick the best epoch: intents at 0.5 and sentiment argmax."""
+    intent_logits, sentiment_logits = eval_prediction.predictions
+    intent_labels, intent_mask, sentiment_labels = eval_prediction.label_ids
+    known = intent_mask.astype(bool)
+    intent_f1 = _macro_f1(intent_labels[known].astype(int), (intent_logits[known] > 0).astype(int))
+    has_sentiment = sentiment_labels >= 0
+    sentiment_f1 = _macro_f1(
+        sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
+    )
+    return {
+        "intent_macro_f1": intent_f1,
+        "sentiment_macro_f1": sentiment_f1,
+        "selection_score": (intent_f1 + sentiment_f1) / 2,
+    }
+
+
+def finetune(
+    train: LabelArrays, validation: LabelArrays, settings: FinetuneSettings, output_dir: Path
+) -> IntentSentimentModel:
+    """Train, keep the epoch with the best validation score, save it to output_dir."""
+    from transformers import (
+        AutoModel,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    set_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(settings.base_model)
+    encoder = AutoModel.from_pretrained(settings.base_model, add_pooling_layer=False)
+    model = IntentSentimentModel(encoder)
+    if settings.freeze_embeddings:
+        # The 250k-piece embedding table is most of the weights; freezing it makes CPU
+        # training several times cheaper and keeps rare pieces as pre-trained.
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+
+    train_set = _dataset(train, tokenizer, settings)
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    with tempfile.TemporaryDirectory(prefix="socialcare-checkpoints-") as checkpoints:
+        args = TrainingArguments(
+            output_dir=checkpoints,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            warmup_steps=int(settings.warmup_ratio * steps_per_epoch * settings.epochs),
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            save_total_limit=1,
+            save_only_model=True,
+            load_best_model_at_end=True,
+            metric_for_best_model="selection_score",
+            greater_is_better=True,
+            train_sampling_strategy="group_by_length",
+            label_names=LABEL_COLUMNS,
+            logging_steps=max(1, steps_per_epoch // 4),
+            report_to="none",
+            seed=settings.seed,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train_set,
+            eval_dataset=_dataset(validation, tokenizer, settings),
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=selection_metrics,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.patience)],
+        )
+        trainer.train()
+    model = trainer.model.eval()
+    model.save(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return model
