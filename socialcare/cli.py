@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socialcare import data_commands as data
-from socialcare.options import add_options, config_defaults, parse_options
+from socialcare.options import add_options, config_defaults, option, parse_options
 from socialcare.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
@@ -29,6 +29,38 @@ COMMANDS: dict[str, Command] = {
     "models": Command(training_commands.ModelsOptions, training_commands.run_models),
     "predict": Command(PredictOptions, run_predict),
 }
+
+
+@dataclass
+class RunOptions:
+    """The main job: validate the shipped data, train and register the baseline and the
+    default fine-tuned model unless they are registered already, and compare their scores."""
+
+    retrain: bool = option(False, help="train again even if models are registered")
+
+
+def run_main_job(opts: RunOptions) -> int:
+    from socialcare import paths
+    from socialcare.registry import list_models
+
+    print("== validate data/")
+    if data.run_validate(data.ValidateOptions(paths=[paths.DATA_DIR])) != 0:
+        return 1
+    print("\n== seed data")
+    data.run_stats(data.StatsOptions())
+    registered = {m.info.labels.get("kind") for m in list_models()}
+    for kind in ("baseline", "finetune"):
+        if opts.retrain or kind not in registered:
+            print(f"\n== train {kind}")
+            if _train(TrainOptions(kind=kind)) != 0:
+                return 1
+        else:
+            print(f"\n== {kind}: already registered (--retrain to train again)")
+    print("\n== registered models")
+    return training_commands.run_models(training_commands.ModelsOptions())
+
+
+COMMANDS["run"] = Command(RunOptions, run_main_job)
 
 
 def _train(opts: TrainOptions) -> int:

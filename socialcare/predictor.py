@@ -113,10 +113,21 @@ class Predictor:
         self._max_length = int(self.info.get("max_length", 256))
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (uncalibrated) intent and sentiment logits."""
+        """Raw (uncalibrated) intent and sentiment logits.
+
+        A head the model was never trained on (say, intents of a model trained on a
+        sentiment-only corpus) answers "no": intent probability 0, uniform sentiment.
+        """
         if self.kind == "baseline":
-            return baseline_logits(self._baseline, texts)
-        return self._finetuned_logits(texts)
+            intent, sentiment = baseline_logits(self._baseline, texts)
+        else:
+            intent, sentiment = self._finetuned_logits(texts)
+        trained = self.info.get("trained_heads", ["intents", "sentiment"])
+        if "intents" not in trained:
+            intent = np.full_like(intent, -np.inf)
+        if "sentiment" not in trained:
+            sentiment = np.zeros_like(sentiment)
+        return intent, sentiment
 
     def _finetuned_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -168,9 +179,13 @@ def baseline_logits(pipelines: dict, texts: Sequence[str]) -> tuple[np.ndarray, 
     are valid softmax logits.
     """
     texts = list(texts)
-    intent = np.asarray(pipelines["intents"].decision_function(texts), dtype=np.float32)
-    sentiment = np.asarray(pipelines["sentiment"].predict_log_proba(texts), dtype=np.float32)
-    return intent.reshape(len(texts), len(INTENTS)), sentiment
+    intent = np.zeros((len(texts), len(INTENTS)), dtype=np.float32)
+    sentiment = np.zeros((len(texts), len(SENTIMENTS)), dtype=np.float32)
+    if pipelines["intents"] is not None:
+        intent[:] = np.asarray(pipelines["intents"].decision_function(texts)).reshape(intent.shape)
+    if pipelines["sentiment"] is not None:
+        sentiment[:] = pipelines["sentiment"].predict_log_proba(texts)
+    return intent, sentiment
 
 
 def write_info(directory: Path, info: dict, decision: Decision) -> None:

@@ -1,7 +1,13 @@
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests register models in a throw-away BentoML store, never in the user's (set before
+# anything imports bentoml, which reads it once).
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="socialcare-test-bentoml-")
 
 
 @pytest.fixture
@@ -27,3 +33,33 @@ def post(id: str = "sv-1", text: str = "När får jag besked om min skada?", **f
     record = {"id": id, "text": text, "lang": "sv", "labels": ["question"], "sentiment": "neutral"}
     record.update(fields)
     return {k: v for k, v in record.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary learnt from the seed data.
+
+    Stands in for the real backbone where a test checks the pipeline, not the scores.
+    """
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from socialcare import paths
+    from socialcare.records import load_posts
+
+    directory = tmp_path_factory.mktemp("tiny-backbone")
+    texts = [post.text for post in load_posts([paths.seed_split("train")])]
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(texts, vocab_size=2000, min_frequency=2)
+    wordpiece.save_model(str(directory))
+    BertTokenizerFast(vocab_file=str(directory / "vocab.txt")).save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=wordpiece.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory

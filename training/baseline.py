@@ -34,35 +34,25 @@ def tfidf_features() -> FeatureUnion:
     )
 
 
-def fit_baseline(train: LabelArrays, seed: int, c: float = 4.0) -> dict[str, Pipeline]:
-    """Two pipelines, each fitted only on the posts labelled for its head."""
+def fit_baseline(train: LabelArrays, seed: int, c: float = 4.0) -> dict[str, Pipeline | None]:
+    """Two pipelines, each fitted only on the posts labelled for its head (None if none are)."""
+
+    def classifier():
+        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+
     known = train.intent_known
-    intents = Pipeline(
-        [
-            ("features", tfidf_features()),
-            (
-                "classifier",
-                OneVsRestClassifier(
-                    LogisticRegression(
-                        C=c, max_iter=2000, class_weight="balanced", random_state=seed
-                    )
-                ),
-            ),
-        ]
-    ).fit([t for t, k in zip(train.texts, known, strict=True) if k], train.intents[known])
+    intents = None
+    if known.any():
+        intents = Pipeline(
+            [("features", tfidf_features()), ("classifier", OneVsRestClassifier(classifier()))]
+        ).fit([t for t, k in zip(train.texts, known, strict=True) if k], train.intents[known])
     has_sentiment = train.sentiment >= 0
-    sentiment = Pipeline(
-        [
-            ("features", tfidf_features()),
-            (
-                "classifier",
-                LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed),
-            ),
-        ]
-    ).fit(
-        [t for t, s in zip(train.texts, has_sentiment, strict=True) if s],
-        train.sentiment[has_sentiment],
-    )
+    sentiment = None
+    if has_sentiment.any():
+        sentiment = Pipeline([("features", tfidf_features()), ("classifier", classifier())]).fit(
+            [t for t, s in zip(train.texts, has_sentiment, strict=True) if s],
+            train.sentiment[has_sentiment],
+        )
     return {"intents": intents, "sentiment": sentiment}
 
 

@@ -103,21 +103,24 @@ def fit_decision(
     betas: dict[str, float] = DEFAULT_BETAS,
     per_language: bool = True,
 ) -> Decision:
-    """Calibrate both heads, then tune thresholds on the calibrated intent probabilities."""
+    """Calibrate both heads, then tune thresholds on the calibrated intent probabilities.
+
+    A head without validation labels keeps temperature 1 (and default thresholds).
+    """
+    decision = Decision()
     known = intent_known.astype(bool)
+    if known.any():
+        decision.intent_temperature = fit_intent_temperature(
+            intent_logits[known], intent_labels[known]
+        )
+        probs = sigmoid(intent_logits[known] / decision.intent_temperature)
+        known_langs = [lang for lang, k in zip(langs, known, strict=True) if k]
+        decision.thresholds = tune_thresholds(
+            probs, intent_labels[known], known_langs, betas, per_language
+        )
     has_sentiment = sentiment_labels >= 0
-    intent_t = fit_intent_temperature(intent_logits[known], intent_labels[known])
-    sentiment_t = fit_sentiment_temperature(
-        sentiment_logits[has_sentiment], sentiment_labels[has_sentiment]
-    )
-    probs = sigmoid(intent_logits[known] / intent_t)
-    thresholds = tune_thresholds(
-        probs,
-        intent_labels[known],
-        [lang for lang, k in zip(langs, known, strict=True) if k],
-        betas,
-        per_language,
-    )
-    return Decision(
-        intent_temperature=intent_t, sentiment_temperature=sentiment_t, thresholds=thresholds
-    )
+    if has_sentiment.any():
+        decision.sentiment_temperature = fit_sentiment_temperature(
+            sentiment_logits[has_sentiment], sentiment_labels[has_sentiment]
+        )
+    return decision

@@ -39,6 +39,7 @@ class TrainOptions:
     output: Path | None = option(None, help="model directory (default: artifacts/models/<run>)")
     epochs: float = option(6.0, help="maximum training epochs (early stopping may end sooner)")
     learning_rate: float = option(8e-5, help="peak learning rate (linear decay after warm-up)")
+    head_learning_rate: float = option(2e-3, help="peak learning rate of the two heads")
     batch_size: int = option(16, help="posts per training step")
     max_length: int = option(128, help="tokens per post; longer posts are truncated")
     warmup_ratio: float = option(0.1, help="share of training steps spent warming up")

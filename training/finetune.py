@@ -24,6 +24,7 @@ class FinetuneSettings:
     max_length: int
     epochs: float
     learning_rate: float
+    head_learning_rate: float
     batch_size: int
     warmup_ratio: float
     weight_decay: float
@@ -98,6 +99,20 @@ def finetune(
         # training several times cheaper and keeps rare pieces as pre-trained.
         encoder.get_input_embeddings().weight.requires_grad_(False)
 
+    # The heads start from random weights: at the encoder's small learning rate they
+    # would need many epochs to catch up, so they get their own, larger one.
+    import torch
+
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    head_params = [*model.intent_head.parameters(), *model.sentiment_head.parameters()]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": settings.learning_rate},
+            {"params": head_params, "lr": settings.head_learning_rate},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+
     train_set = _dataset(train, tokenizer, settings)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
     with tempfile.TemporaryDirectory(prefix="socialcare-checkpoints-") as checkpoints:
@@ -132,6 +147,7 @@ def finetune(
             processing_class=tokenizer,
             compute_metrics=selection_metrics,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.patience)],
+            optimizers=(optimizer, None),
         )
         trainer.train()
     model = trainer.model.eval()

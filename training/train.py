@@ -18,14 +18,18 @@ from training.report import code_version, data_hash, library_versions, score, wr
 
 
 def _check_trainable(arrays: LabelArrays, files: list[Path], role: str) -> None:
-    """Each head needs labelled posts and every sentiment class, or training is meaningless."""
+    """Some post must carry labels, and a sentiment head needs all three classes.
+
+    A corpus labelled only for sentiment (or only for intents) is fine: the other head
+    is masked out of the loss and keeps its untrained defaults.
+    """
     where = Path(", ".join(map(str, files)))
-    problems = []
-    if not arrays.intent_known.any():
-        problems.append(Problem(where, 0, "labels", f"no {role} post has intent labels"))
     present = set(arrays.sentiment[arrays.sentiment >= 0].tolist())
-    missing = [SENTIMENTS[i] for i in range(len(SENTIMENTS)) if i not in present]
-    if missing:
+    problems = []
+    if not arrays.intent_known.any() and not present:
+        problems.append(Problem(where, 0, "labels", f"no {role} post has labels or a sentiment"))
+    missing = [name for i, name in enumerate(SENTIMENTS) if i not in present]
+    if present and missing:
         problems.append(
             Problem(where, 0, "sentiment", f"no {role} post has sentiment {', '.join(missing)}")
         )
@@ -58,6 +62,7 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         max_length=opts.max_length,
         epochs=opts.epochs,
         learning_rate=opts.learning_rate,
+        head_learning_rate=opts.head_learning_rate,
         batch_size=opts.batch_size,
         warmup_ratio=opts.warmup_ratio,
         weight_decay=opts.weight_decay,
@@ -106,6 +111,14 @@ def run_train(opts: TrainOptions) -> int:
 
     info = fit(opts, train, validation, output)
     info["labels"] = {"intents": list(INTENTS), "sentiments": list(SENTIMENTS)}
+    info["trained_heads"] = [
+        head
+        for head, labelled in (
+            ("intents", train.intent_known.any()),
+            ("sentiment", (train.sentiment >= 0).any()),
+        )
+        if labelled
+    ]
     predictor = calibrate(output, info, validation, opts)
 
     results = {"validation": score(predictor, opts.validation)}

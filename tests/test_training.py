@@ -1,0 +1,168 @@
+"""Training pieces: masked loss, calibration, thresholds, and the whole chain on a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from socialcare.cli import main
+from socialcare.model import IGNORE, masked_loss
+from socialcare.predictor import ANY_LANG, Decision, sigmoid
+from training.calibration import (
+    MIN_POSITIVES_PER_LANGUAGE,
+    best_threshold,
+    fit_intent_temperature,
+    fit_sentiment_temperature,
+    tune_thresholds,
+)
+
+
+def test_posts_missing_a_label_add_no_loss_to_that_head():
+    torch.manual_seed(0)
+    intent_logits, sentiment_logits = torch.randn(4, 5), torch.randn(4, 3)
+    intents = torch.tensor([[1, 0, 0, 0, 0], [0, 1, 0, 0, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0.0]])
+    known = torch.tensor([1, 1, 0, 1])  # post 2 has no intent labels (its row is garbage)
+    sentiment = torch.tensor([0, IGNORE, 2, 1])  # post 1 has no sentiment
+    loss = masked_loss(intent_logits, sentiment_logits, intents, known, sentiment)
+
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected_intent = bce(intent_logits[[0, 1, 3]], intents[[0, 1, 3]])
+    expected_sentiment = torch.nn.functional.cross_entropy(
+        sentiment_logits[[0, 2, 3]], sentiment[[0, 2, 3]]
+    )
+    assert loss.item() == pytest.approx((expected_intent + expected_sentiment).item(), rel=1e-6)
+
+    # Changing what masked rows say changes nothing.
+    garbage = intents.clone()
+    garbage[2] = 0
+    other = masked_loss(
+        intent_logits, sentiment_logits, garbage, known, torch.tensor([0, IGNORE, 2, 1])
+    )
+    assert other.item() == pytest.approx(loss.item())
+
+
+def test_a_batch_without_any_sentiment_still_has_a_finite_loss():
+    loss = masked_loss(
+        torch.zeros(2, 5),
+        torch.zeros(2, 3),
+        torch.zeros(2, 5),
+        torch.ones(2),
+        torch.tensor([IGNORE, IGNORE]),
+    )
+    assert loss.item() == pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_best_threshold_maximises_f_beta():
+    probs = np.array([0.9, 0.8, 0.35, 0.3, 0.2, 0.1])
+    truth = np.array([True, True, True, False, False, False])
+    # F1: t in (0.30, 0.35] catches all three positives with no false alarm.
+    assert 0.30 < best_threshold(probs, truth, beta=1.0) <= 0.35
+    # With recall weighted much more (beta 5), a lower threshold that adds false alarms
+    # but keeps recall is never worse; it must still catch every positive.
+    assert best_threshold(probs, truth, beta=5.0) <= 0.35
+
+
+def test_thresholds_per_language_fall_back_to_pooled_when_data_is_thin():
+    rng = np.random.default_rng(0)
+    n = 200
+    langs = ["sv"] * n + ["it"] * 10
+    labels = np.zeros((n + 10, 5), dtype=int)
+    labels[:, 0] = rng.random(n + 10) < 0.5
+    probs = np.clip(labels * 0.6 + rng.random((n + 10, 5)) * 0.4, 0, 1)
+    table = tune_thresholds(probs, labels, langs)
+    assert set(table) == {ANY_LANG, "sv", "it"}
+    assert labels[n:, 0].sum() < MIN_POSITIVES_PER_LANGUAGE
+    assert table["it"]["complaint"] == table[ANY_LANG]["complaint"]
+    assert 0.4 <= table["sv"]["complaint"] <= 0.6  # separable at 0.4-0.6
+
+
+def test_temperature_scaling_undoes_overconfidence():
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(0, 2, size=(4000, 5))
+    labels = (rng.random((4000, 5)) < sigmoid(true_logits)).astype(float)
+    assert fit_intent_temperature(3 * true_logits, labels) == pytest.approx(3, rel=0.1)
+
+    sentiment_logits = rng.normal(0, 2, size=(4000, 3))
+    p = np.exp(sentiment_logits) / np.exp(sentiment_logits).sum(1, keepdims=True)
+    sentiment = np.array([rng.choice(3, p=row) for row in p])
+    assert fit_sentiment_temperature(0.5 * sentiment_logits, sentiment) == pytest.approx(
+        0.5, rel=0.1
+    )
+
+
+def test_decision_uses_each_posts_language_thresholds():
+    decision = Decision(
+        thresholds={
+            ANY_LANG: dict.fromkeys(
+                ["complaint", "question", "factual_error", "humour", "praise"], 0.5
+            ),
+            "sv": {
+                "complaint": 0.2,
+                "question": 0.5,
+                "factual_error": 0.5,
+                "humour": 0.5,
+                "praise": 0.5,
+            },
+        }
+    )
+    matrix = decision.threshold_matrix(["sv", "it", None])
+    assert matrix[:, 0].tolist() == [0.2, 0.5, 0.5]
+
+
+def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path, capsys):
+    """The whole chain in seconds: train → calibrate → evaluate → register → list → predict."""
+    model_dir = tmp_path / "model"
+    config = tmp_path / "experiment.json"
+    config.write_text(
+        json.dumps(
+            {"epochs": 1, "max_length": 48, "batch_size": 32, "threshold_betas": {"complaint": 3.0}}
+        )
+    )
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--base-model",
+            str(tiny_backbone),
+            "--output",
+            str(model_dir),
+            "--name",
+            "tiny-test",
+        ]
+    )
+    assert code == 0
+    info = json.loads((model_dir / "socialcare.json").read_text())
+    assert info["kind"] == "finetune"
+    assert info["provenance"]["options"]["threshold_betas"] == {"complaint": 3.0}
+    assert info["provenance"]["options"]["epochs"] == 1  # from the file
+    assert len(info["provenance"]["train_data_sha256"]) == 64
+    assert set(info["decision"]["thresholds"]) == {"*", "sv", "it"}
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["test"]["n_posts"] > 300
+    assert (model_dir / "model_card.md").read_text().count("## Scores on") == 2
+    assert (model_dir / "plots" / "calibration.png").stat().st_size > 0
+
+    capsys.readouterr()  # drop the training log
+    assert main(["models", "--name", "tiny-test", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 1
+    assert listed[0]["labels"]["kind"] == "finetune"
+    assert "test_intent_macro_f1" in listed[0]["metrics"]
+
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        '{"text": "Tack för snabb hjälp!", "id": "a", "lang": "sv"}\n'
+        '{"text": "Quando arriva il rimborso?"}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "predictions.jsonl"
+    assert (
+        main(["predict", "--input", str(posts), "--output", str(out), "--model", str(model_dir)])
+        == 0
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "line-2"]
+    assert set(rows[0]["intents"]) == {"complaint", "question", "factual_error", "humour", "praise"}
+    assert sum(rows[1]["sentiment"]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
