@@ -1,10 +1,21 @@
 """The labelled-post record: one schema for the data files, training, serving and reviewers."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
 from socialcare.labels import INTENTS, LANGS, SENTIMENTS
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or whitespace only")
+    return value
+
+
+# A post's text: any string with something in it besides whitespace.
+PostText = Annotated[str, AfterValidator(_not_blank)]
 
 
 class Post(BaseModel):
@@ -19,7 +30,7 @@ class Post(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    text: str
+    text: PostText
     lang: str
     labels: list[str] | None = None
     sentiment: str | None = None
@@ -32,13 +43,6 @@ class Post(BaseModel):
     def _id_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        return value
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or whitespace only")
         return value
 
     @field_validator("lang")
@@ -85,13 +89,6 @@ class IncomingPost(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    text: str
+    text: PostText
     id: str | None = None
     lang: str | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or whitespace only")
-        return value
