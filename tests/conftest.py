@@ -63,3 +63,33 @@ def tiny_backbone(tmp_path_factory) -> Path:
     )
     BertModel(config).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture
+def run_notebook(tmp_path: Path):
+    """Execute a notebook headless (as `jupyter nbconvert --execute` does) and return it.
+
+    ``env`` entries are set for the kernel; a failing cell raises with its traceback.
+    """
+
+    def run(path: Path, env: dict[str, str] | None = None, timeout: int = 600):
+        import nbformat
+        from nbclient import NotebookClient
+
+        notebook = nbformat.read(path, as_version=4)
+        saved = dict(os.environ)
+        os.environ.update(env or {})  # the kernel process inherits this environment
+        try:
+            NotebookClient(
+                notebook,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        nbformat.write(notebook, tmp_path / path.name)
+        return notebook
+
+    return run
