@@ -1,0 +1,336 @@
+"""The insurer's response policy: which action each classified post gets.
+
+The rules live in an editable YAML file (``serving/policy.yaml``); this module reads and
+checks it (``load_policy``) and applies it (``Policy.decide``). The logic is driven by
+the file's tables: intent names, actions, priorities and due times all come from it,
+so a social-media lead can change the rules without touching code.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from socialcare.labels import INTENTS, Intent, Sentiment
+from socialcare.paths import POLICY_FILE
+
+ActionType = Literal["respond", "respond_if_time", "like", "watch", "none"]
+Priority = Literal["high", "medium", "low"]
+Route = Literal["social_team", "customer_care"]
+
+# Weakest first: when a post has several intents, the strongest action wins.
+ACTION_STRENGTH: tuple[str, ...] = ("none", "watch", "like", "respond_if_time", "respond")
+PRIORITY_RANK: tuple[str, ...] = ("low", "medium", "high")
+# Actions that answer the post, and so can be handed to customer care.
+RESPOND_TYPES = frozenset({"respond", "respond_if_time"})
+
+assert set(ACTION_STRENGTH) == set(get_args(ActionType))
+assert set(PRIORITY_RANK) == set(get_args(Priority))
+
+_DURATION = re.compile(r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?")
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message lists every problem, one a line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid response policy:\n" + "\n".join(problems))
+
+
+def parse_due(value: Any) -> timedelta:
+    """Minutes as a number (``60``) or a duration (``45m``, ``4h``, ``1d``, ``1h30m``)."""
+    if isinstance(value, bool) or not isinstance(value, int | str | timedelta):
+        raise ValueError("must be minutes (60) or a duration such as 45m, 4h, 1d, 1h30m")
+    if isinstance(value, timedelta):
+        due = value
+    elif isinstance(value, int):
+        due = timedelta(minutes=value)
+    else:
+        match = _DURATION.fullmatch(value.strip().lower())
+        if not value.strip() or match is None:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 60, 45m, 4h, 1d or 1h30m")
+        parts = {unit: int(number or 0) for unit, number in match.groupdict().items()}
+        due = timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"])
+    if due <= timedelta(0):
+        raise ValueError("must be a positive duration (how soon to act)")
+    return due
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"bad regular expression {value!r}: {err}") from None
+    return value
+
+
+def _band(value: float) -> float:
+    # Half the probability range or more would send every post to review.
+    if not 0 <= value < 0.5:
+        raise ValueError(f"{value} is out of range; use a number from 0 to below 0.5, e.g. 0.15")
+    return value
+
+
+Due = Annotated[timedelta, BeforeValidator(parse_due)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Band = Annotated[float, AfterValidator(_band)]
+
+
+class Outcome(BaseModel):
+    """What the team does with a post of one intent (and sentiment)."""
+
+    # Unknown keys are refused so that a typo ("priorty") fails at start-up, not silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: ActionType
+    priority: Priority | None = None
+    due: Due | None = None
+    route: Route = "social_team"
+    reason: Text
+
+    @model_validator(mode="after")
+    def _nothing_to_schedule_for_none(self) -> "Outcome":
+        if self.action == "none" and (self.priority is not None or self.due is not None):
+            raise ValueError("action 'none' takes no priority or due time; remove them")
+        return self
+
+
+class Rule(Outcome):
+    """An intent's outcome, optionally replaced for posts of a given sentiment."""
+
+    by_sentiment: dict[Sentiment, Outcome] = {}
+
+    def for_sentiment(self, sentiment: str) -> Outcome:
+        return self.by_sentiment.get(sentiment, self)
+
+
+class CustomerCare(BaseModel):
+    """Which responded-to posts are service requests about one specific claim or policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    intents: list[Intent]
+    reason: Text
+    keywords: list[Text] = []
+    patterns: list[Regex] = []
+
+    _matcher: re.Pattern[str] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        # Keywords are whole words or phrases, any spacing: "min  skadeanmälan" matches.
+        words = [
+            r"(?<!\w)" + r"\s+".join(map(re.escape, keyword.split())) + r"(?!\w)"
+            for keyword in self.keywords
+        ]
+        alternatives = words + [f"(?:{pattern})" for pattern in self.patterns]
+        if alternatives:
+            self._matcher = re.compile("|".join(alternatives), re.IGNORECASE)
+
+    def matches(self, intents: Sequence[str], text: str) -> bool:
+        """True when a post with these intents and text is about a specific claim."""
+        return (
+            self._matcher is not None
+            and any(intent in self.intents for intent in intents)
+            and self._matcher.search(text) is not None
+        )
+
+
+class Action(BaseModel):
+    """What the social team should do with one post, and why."""
+
+    type: ActionType
+    priority: Priority | None = None
+    due_by: datetime | None = None
+    route: Route | None = None
+    reason: str
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Naive times are taken as UTC: the listening tools send UTC without an offset.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class Policy(BaseModel):
+    """The whole response policy file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Text
+    review_band: Band
+    rules: dict[Intent, Rule]
+    no_intent: Rule
+    customer_care: CustomerCare
+
+    @field_validator("rules")
+    @classmethod
+    def _every_intent(cls, rules: dict[str, Rule]) -> dict[str, Rule]:
+        missing = [intent for intent in INTENTS if intent not in rules]
+        if missing:
+            raise ValueError(
+                f"no rule for {', '.join(map(repr, missing))}; add one "
+                "(use action: none to ignore an intent)"
+            )
+        return rules
+
+    def decide(
+        self,
+        labels: Sequence[str],
+        sentiment: str,
+        text: str,
+        created_at: datetime | None,
+        received_at: datetime,
+    ) -> Action:
+        """The action for one post, from its predicted intents, sentiment and text.
+
+        Due times count from ``created_at`` (when the post was written) or, if unknown,
+        from ``received_at``; naive datetimes are taken as UTC.
+        """
+        unknown = [label for label in labels if label not in self.rules]
+        if unknown:
+            raise ValueError(f"unknown intent {', '.join(map(repr, unknown))}")
+        intents = [intent for intent in INTENTS if intent in labels]  # canonical order
+        rules = [self.rules[intent] for intent in intents] or [self.no_intent]
+        outcomes = [rule.for_sentiment(sentiment) for rule in rules]
+
+        strongest = max((o.action for o in outcomes), key=ACTION_STRENGTH.index)
+        winners = [o for o in outcomes if o.action == strongest]
+        reasons = list(dict.fromkeys(o.reason for o in winners))  # unique, in order
+        route: str | None = None
+        if strongest != "none":
+            customer_care = any(o.route == "customer_care" for o in winners)
+            if strongest in RESPOND_TYPES and self.customer_care.matches(intents, text):
+                customer_care = True
+                reasons.append(self.customer_care.reason)
+            route = "customer_care" if customer_care else "social_team"
+
+        priorities = [o.priority for o in outcomes if o.priority is not None]
+        dues = [o.due for o in outcomes if o.due is not None]
+        start = _as_utc(created_at if created_at is not None else received_at)
+        return Action(
+            type=strongest,
+            priority=max(priorities, key=PRIORITY_RANK.index) if priorities else None,
+            due_by=start + min(dues) if dues else None,
+            route=route,
+            reason=f"{' + '.join(intents) or 'no intent'}: {'; '.join(reasons)}",
+        )
+
+    def uncertain(
+        self, intent_prob: Mapping[str, float], thresholds: Mapping[str, float]
+    ) -> list[str]:
+        """Review reasons for intents whose probability lies within ``review_band`` of
+        its threshold, e.g. ``"uncertain: complaint 0.48 near 0.45"``."""
+        return [
+            f"uncertain: {intent} {intent_prob[intent]:.2f} near {thresholds[intent]:.2f}"
+            for intent in INTENTS
+            if intent in intent_prob
+            and abs(intent_prob[intent] - thresholds[intent]) <= self.review_band
+        ]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (the second would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not found:
+                break
+            key, node = found[0]
+            # A key that is itself wrong (unknown name) is reported on its own line.
+            line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _message_of(error: dict) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "unknown setting (check the spelling)"
+    if kind == "literal_error":
+        return f"{error['input']!r} is not allowed; use one of {error['ctx']['expected']}"
+    if kind == "string_type":
+        return f"must be text, got {error['input']!r}; put it in quotes"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    # pydantic marks a bad dict key with a trailing "[key]"; the key's path says enough.
+    parts = [str(part) for part in loc if part != "[key]"]
+    return ".".join(parts) or "policy"
+
+
+def load_policy(path: Path = POLICY_FILE) -> Policy:
+    """Read and check a response policy file; raise ``PolicyError`` naming each problem
+    as ``file:line: field: message``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError([f"{path}: file: no such file; copy serving/policy.yaml"]) from None
+    except UnicodeDecodeError:
+        raise PolicyError([f"{path}: file: not valid UTF-8; save it as UTF-8"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise PolicyError([f"{where}: yaml: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise PolicyError([f"{path}: policy: expected settings (version:, rules: ...)"])
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            line = _line_of(root, error["loc"])
+            where = f"{path}:{line}" if line is not None else str(path)
+            problems.append(f"{where}: {_field_of(error['loc'])}: {_message_of(error)}")
+        raise PolicyError(problems) from None
