@@ -27,18 +27,17 @@ from pydantic import (
 from socialcare.labels import INTENTS, Intent, Sentiment
 from socialcare.paths import POLICY_FILE
 
+# Strongest first: when a post has several intents, the strongest action and the
+# highest priority win.
 ActionType = Literal["respond", "respond_if_time", "like", "watch", "none"]
 Priority = Literal["high", "medium", "low"]
 Route = Literal["social_team", "customer_care"]
 
-# Weakest first: when a post has several intents, the strongest action wins.
-ACTION_STRENGTH: tuple[str, ...] = ("none", "watch", "like", "respond_if_time", "respond")
-PRIORITY_RANK: tuple[str, ...] = ("low", "medium", "high")
+# Weakest first, so that max() over the index picks the strongest.
+ACTION_STRENGTH: tuple[str, ...] = tuple(reversed(get_args(ActionType)))
+PRIORITY_RANK: tuple[str, ...] = tuple(reversed(get_args(Priority)))
 # Actions that answer the post, and so can be handed to customer care.
 RESPOND_TYPES = frozenset({"respond", "respond_if_time"})
-
-assert set(ACTION_STRENGTH) == set(get_args(ActionType))
-assert set(PRIORITY_RANK) == set(get_args(Priority))
 
 _DURATION = re.compile(r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?")
 
@@ -60,8 +59,10 @@ def parse_due(value: Any) -> timedelta:
     elif isinstance(value, int):
         due = timedelta(minutes=value)
     else:
-        match = _DURATION.fullmatch(value.strip().lower())
-        if not value.strip() or match is None:
+        spec = value.strip().lower()
+        spec = f"{spec}m" if spec.isdigit() else spec  # "60" is minutes, as 60 is
+        match = _DURATION.fullmatch(spec)
+        if not spec or match is None:
             raise ValueError(f"{value!r} is not a duration; write e.g. 60, 45m, 4h, 1d or 1h30m")
         parts = {unit: int(number or 0) for unit, number in match.groupdict().items()}
         due = timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"])
@@ -295,7 +296,7 @@ def _message_of(error: dict) -> str:
     if kind == "literal_error":
         return f"{error['input']!r} is not allowed; use one of {error['ctx']['expected']}"
     if kind == "string_type":
-        return f"must be text, got {error['input']!r}; put it in quotes"
+        return f"must be text, got {error['input']}; put it in quotes"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
@@ -322,6 +323,10 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err)
+        # The parser notices late ("expected ']'"); say where the broken part started.
+        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and start is not None and mark is not None and start.line != mark.line:
+            problem += f" ({context} on line {start.line + 1})"
         raise PolicyError([f"{where}: yaml: {problem}"]) from None
     if not isinstance(data, dict):
         raise PolicyError([f"{path}: policy: expected settings (version:, rules: ...)"])
@@ -330,7 +335,12 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            line = _line_of(root, error["loc"])
+            loc = error["loc"]
+            if error["type"] == "missing":
+                # A missing setting belongs to its section; one missing at the top, to the file.
+                line = _line_of(root, loc[:-1]) if len(loc) > 1 else None
+            else:
+                line = _line_of(root, loc)
             where = f"{path}:{line}" if line is not None else str(path)
             problems.append(f"{where}: {_field_of(error['loc'])}: {_message_of(error)}")
         raise PolicyError(problems) from None
