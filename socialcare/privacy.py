@@ -58,7 +58,7 @@ _NUMBER_KEYWORDS = (
     r"n\.|nr\.?"
 )
 _KEYED_NUMBER = re.compile(
-    rf"(?P<keep>\b(?:{_NUMBER_KEYWORDS})(?!\w)\s*(?:[:#]\s*)?"
+    rf"(?P<keep>\b(?:{_NUMBER_KEYWORDS})(?!\w)\s*(?:[:#]\s*)?(?:(?:är|è|is)\s+)?"
     r"(?:(?:n\.?|nr\.?|no\.?|num\.?|numero|nummer)\s*[:#]?\s*)?)"
     r"(?P<number>[A-Z]{0,3}-?\d[\d/.-]*\d)(?![\w/])",
     re.IGNORECASE,
