@@ -1,0 +1,173 @@
+"""Posts the service is unsure about, waiting for a reviewer: a small SQLite queue.
+
+Several service workers add to it while a reviewer's notebook reads it, so it uses
+SQLite's write-ahead log (readers never block the writer) and a busy timeout (writers
+wait for each other instead of failing). Each call opens its own short connection, so a
+``ReviewQueue`` can be shared by threads and survives forks.
+
+Texts are masked with ``mask_pii`` inside ``add``: nothing unmasked is ever stored, the
+queue itself guarantees it. Reviewed items are marked, never deleted, so the queue is
+also a record of what was reviewed and when.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from socialcare import paths
+from socialcare.privacy import mask_pii
+
+# Writers wait this long for each other's transactions before giving up; far longer
+# than any write here takes (milliseconds), so only a stuck process makes it fail.
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS review_items (
+    queue_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id     TEXT,
+    text        TEXT NOT NULL,
+    lang        TEXT,
+    reasons     TEXT NOT NULL,  -- JSON list of strings
+    prediction  TEXT NOT NULL,  -- JSON object, as the API returns it
+    model       TEXT NOT NULL,
+    created_at  TEXT,           -- ISO 8601, UTC
+    queued_at   TEXT NOT NULL,  -- ISO 8601, UTC
+    reviewed_at TEXT            -- NULL while pending
+);
+CREATE INDEX IF NOT EXISTS review_items_pending ON review_items (reviewed_at, queued_at);
+"""
+_COLUMNS = "queue_id, post_id, text, lang, reasons, prediction, model, created_at, queued_at"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    # One fixed format in UTC, so that text order is time order in SQL.
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # naive times are taken as UTC, as everywhere in the service
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class ReviewItem(BaseModel):
+    """One post waiting for a reviewer, with why it needs review and what the model said."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    post_id: str | None = None
+    text: str
+    lang: str | None = None
+    # Why it needs review: "uncertain: complaint 0.48 near 0.45", "language: en", "truncated".
+    reasons: list[str]
+    # The model's answer as the API returns it: labels, intent and sentiment probabilities.
+    prediction: dict[str, Any]
+    model: str
+    created_at: datetime | None = None
+    queued_at: datetime = Field(default_factory=_now)
+    # Assigned by the store; None until the item is added.
+    queue_id: int | None = None
+
+
+class ReviewQueue:
+    """The review queue in one SQLite file (created, with its folder, on first use)."""
+
+    def __init__(self, path: Path = paths.REVIEW_QUEUE):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            # WAL is a property of the file: set once, every later connection uses it.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction: committed on success, rolled back on error."""
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as conn:
+            with conn:
+                yield conn
+
+    def add(self, items: list[ReviewItem]) -> int:
+        """Store items (texts masked) in one transaction; return how many were added."""
+        rows = [
+            (
+                item.post_id,
+                mask_pii(item.text),
+                item.lang,
+                json.dumps(item.reasons, ensure_ascii=False),
+                json.dumps(item.prediction, ensure_ascii=False),
+                item.model,
+                _utc_text(item.created_at),
+                _utc_text(item.queued_at),
+            )
+            for item in items
+        ]
+        with self._connect() as conn:
+            conn.executemany(
+                "INSERT INTO review_items (post_id, text, lang, reasons, prediction, model,"
+                " created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def pending(self, limit: int | None = None) -> list[ReviewItem]:
+        """Items not yet reviewed, oldest first (at most ``limit`` of them)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more, got {limit}")
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM review_items WHERE reviewed_at IS NULL"
+                " ORDER BY queued_at, queue_id LIMIT ?",
+                (-1 if limit is None else limit,),  # SQLite: a negative LIMIT is no limit
+            ).fetchall()
+        return [
+            ReviewItem(
+                queue_id=queue_id,
+                post_id=post_id,
+                text=text,
+                lang=lang,
+                reasons=json.loads(reasons),
+                prediction=json.loads(prediction),
+                model=model,
+                created_at=created_at,
+                queued_at=queued_at,
+            )
+            for (
+                queue_id,
+                post_id,
+                text,
+                lang,
+                reasons,
+                prediction,
+                model,
+                created_at,
+                queued_at,
+            ) in rows
+        ]
+
+    def mark_done(self, ids: list[int]) -> int:
+        """Mark items as reviewed so they leave the pending list; return how many changed."""
+        reviewed_at = _utc_text(_now())
+        with self._connect() as conn:
+            cursor = conn.executemany(
+                "UPDATE review_items SET reviewed_at = ?"
+                " WHERE queue_id = ? AND reviewed_at IS NULL",
+                [(reviewed_at, queue_id) for queue_id in ids],
+            )
+            return cursor.rowcount
+
+    def __len__(self) -> int:
+        """How many items are pending."""
+        with self._connect() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM review_items WHERE reviewed_at IS NULL"
+            ).fetchone()
+        return count
