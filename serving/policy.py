@@ -247,7 +247,9 @@ class Policy(BaseModel):
             f"uncertain: {intent} {intent_prob[intent]:.2f} near {thresholds[intent]:.2f}"
             for intent in INTENTS
             if intent in intent_prob
-            and abs(intent_prob[intent] - thresholds[intent]) <= self.review_band
+            # The tolerance keeps a probability exactly on the band's edge inside it
+            # despite float rounding (0.60 - 0.45 is not exactly 0.15).
+            and abs(intent_prob[intent] - thresholds[intent]) <= self.review_band + 1e-9
         ]
 
 

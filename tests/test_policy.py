@@ -184,7 +184,8 @@ def test_due_accepts_minutes_or_durations(value, minutes):
 
 def test_uncertain_intents_are_those_near_their_threshold(policy):
     thresholds = dict.fromkeys(INTENTS, 0.45)
-    probs = dict.fromkeys(INTENTS, 0.01) | {"complaint": 0.48, "praise": 0.45 + policy.review_band}
+    edge = round(0.45 + policy.review_band, 2)  # e.g. 0.60: on the band's edge, inside
+    probs = dict.fromkeys(INTENTS, 0.01) | {"complaint": 0.48, "praise": edge}
     reasons = policy.uncertain(probs, thresholds)
     assert reasons[0] == "uncertain: complaint 0.48 near 0.45"
     assert [r.split()[1] for r in reasons] == ["complaint", "praise"]

@@ -75,6 +75,8 @@ def test_several_kinds_in_one_post():
     [
         "Möte 2026-11-20 kl 14:30, och sen 08.30 i morgon",
         "sinistro del 18/10, documenti inviati il 03/02/2024 alle 9:15",
+        # a date or a span of years after a claim/policy keyword is still a date
+        "sinistro 03/02/2024, polizza 2024/2025, pratica 2026-11-20, ärende 12/10",
         "Premien gick upp med 1 250 kr, nu 12 800 kr om året, 350 000 kr i försäkringsbelopp",
         "Pagati € 300 e poi 1.150 euro, 2.000€ di danni, 13.500€ di invalidità",
         "Ringde 5 gånger, väntade 45 minuter, 3 veckor, 10/10 service 🙃😅👏",
