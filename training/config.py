@@ -6,7 +6,9 @@ from typing import Literal
 
 from socialcare import paths
 from socialcare.options import option
+from socialcare.records import load_posts
 from socialcare.registry import MODEL_NAME
+from socialcare.schema import Post
 from training.backbone import DEFAULT_BASE_MODEL
 from training.calibration import DEFAULT_BETAS
 
@@ -25,6 +27,10 @@ class TrainOptions:
     )
     config: Path | None = option(None, help="JSON file of options for this experiment")
     train: list[Path] = option([paths.seed_split("train")], help="training JSONL files or folders")
+    labelled_rounds: bool = option(
+        True, help="also train on every reviewers' round file in --labelled-dir"
+    )
+    labelled_dir: Path = option(paths.LABELLED_DIR, help="folder of the labelled round files")
     validation: list[Path] = option(
         [paths.seed_split("validation")],
         help="validation files: epoch choice, calibration, thresholds",
@@ -53,6 +59,33 @@ class TrainOptions:
     seed: int = option(13, help="random seed")
     register: bool = option(True, help="register the trained model in the BentoML model store")
     name: str = option(MODEL_NAME, help="model name in the store")
+
+    def train_files(self) -> list[Path]:
+        """--train, then each labelled round (oldest first) unless --no-labelled-rounds."""
+        from socialcare.label_store import round_files
+
+        listed = {path.resolve() for path in self.train}
+        rounds = round_files(self.labelled_dir) if self.labelled_rounds else []
+        return [*self.train, *(path for path in rounds if path.resolve() not in listed)]
+
+    def train_posts(self) -> list[Post]:
+        """The training posts: one record per (post, annotator), the latest one.
+
+        A reviewer's correction in a later round replaces their earlier label; labels of the
+        same post by different annotators all train. Posts of the validation or test files
+        are left out, wherever they were labelled again, so that they stay unseen.
+        """
+        from socialcare.label_store import latest_labels
+
+        held_out = {post.id for post in load_posts([*self.validation, *self.test])}
+        posts = latest_labels(self.train_files())
+        kept = [post for post in posts if post.id not in held_out]
+        if len(kept) < len(posts):
+            print(
+                f"left out {len(posts) - len(kept)} training record(s) of posts that are in "
+                "the validation or test files"
+            )
+        return kept
 
 
 @dataclass

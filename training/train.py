@@ -103,9 +103,10 @@ def run_train(opts: TrainOptions) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     output = opts.output or paths.ARTIFACTS_DIR / "models" / f"{opts.kind}-{stamp}"
 
-    train = encode_posts(load_posts(opts.train))
+    train_files = opts.train_files()  # --train plus the reviewers' labelled rounds
+    train = encode_posts(opts.train_posts())
     validation = encode_posts(load_posts(opts.validation))
-    _check_trainable(train, opts.train, "training")
+    _check_trainable(train, train_files, "training")
     _check_trainable(validation, opts.validation, "validation")
     print(f"train: {len(train.texts)} posts, validation: {len(validation.texts)} posts")
 
@@ -127,9 +128,9 @@ def run_train(opts: TrainOptions) -> int:
     train_seconds = round(time.monotonic() - started, 1)
     provenance = {
         "kind": opts.kind,
-        "train_files": [str(p) for p in opts.train],
+        "train_files": [str(p) for p in train_files],
         "validation_files": [str(p) for p in opts.validation],
-        "train_data_sha256": data_hash(opts.train),
+        "train_data_sha256": data_hash(train_files),
         "validation_data_sha256": data_hash(opts.validation),
         "code_version": code_version(),
         "libraries": library_versions(),

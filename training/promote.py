@@ -1,0 +1,190 @@
+"""`socialcare promote`: the gate between a newly trained model and production.
+
+A candidate goes into production only if, on the same held-out posts and with the same
+evaluation code, none of its scores (F1 of each intent, intent and sentiment macro-F1
+overall and per language) is worse than the production model's by more than a tolerance.
+Every decision, either way, is appended with its numbers to ``artifacts/promotions.jsonl``
+and stored in the candidate's registry metadata.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from socialcare import paths
+from socialcare.labels import INTENTS
+from socialcare.options import option
+from socialcare.predictor import Predictor
+from socialcare.registry import PRODUCTION, STAGE, get_model, mark_production, production_model
+from socialcare.registry import set_stage as set_model_stage
+from training.report import data_hash, score
+
+PROMOTIONS_LOG = paths.ARTIFACTS_DIR / "promotions.jsonl"
+PROMOTED, REFUSED = "promoted", "refused"
+
+
+@dataclass
+class PromoteOptions:
+    """Compare a registered candidate with the production model on the same held-out posts
+    (F1 per intent; intent and sentiment macro-F1 overall and per language) and put it in
+    production only if no score is worse beyond the tolerance. Exits 0 when promoted, 1 when
+    refused; the decision and its numbers are recorded either way.
+    """
+
+    candidate: str = option(help="registered tag of the candidate model", positional=True)
+    against: str | None = option(
+        None, help="registered tag to compare with (default: the production model)"
+    )
+    data: list[Path] = option(
+        [paths.seed_split("test")], help="held-out labelled JSONL files or folders"
+    )
+    tolerance: float = option(
+        1.0, help="largest drop allowed in any score, in F1 points (1.0 = 0.01 F1)"
+    )
+    log: Path = option(PROMOTIONS_LOG, help="append-only JSONL record of promotion decisions")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One score of the gate: the candidate's, the reference's, and the drop in F1 points."""
+
+    score: str
+    candidate: float | None
+    reference: float | None
+    drop: float | None  # (reference - candidate) * 100; positive when the candidate is worse
+    passed: bool
+
+
+def gate_scores(metrics: dict) -> dict[str, float | None]:
+    """The scores the gate compares, by name, from what ``evaluation.evaluate`` returned."""
+    overall = metrics["overall"]
+    scores: dict[str, float | None] = {
+        f"intent F1 {intent}": overall["intents"][intent]["f1"] for intent in INTENTS
+    }
+    for lang, subset in {"all": overall, **metrics["by_lang"]}.items():
+        scores[f"intent macro-F1 {lang}"] = subset["intent_macro_f1"]
+        scores[f"sentiment macro-F1 {lang}"] = subset["sentiment"]["macro_f1"]
+    return scores
+
+
+def compare(candidate: dict, reference: dict, tolerance: float) -> list[Check]:
+    """Check each gate score of the candidate against the reference's.
+
+    Both ``metrics`` must come from the same posts. A score that one side lacks (a subset
+    without labels) cannot be compared and does not block.
+    """
+    if candidate["n_posts"] != reference["n_posts"]:
+        raise ValueError(
+            f"the two models were scored on different data ({candidate['n_posts']} and "
+            f"{reference['n_posts']} posts); score both on the same files"
+        )
+    ours, theirs = gate_scores(candidate), gate_scores(reference)
+    checks = []
+    for name, value in ours.items():
+        other = theirs.get(name)
+        if value is None or other is None:
+            checks.append(Check(name, value, other, None, True))
+            continue
+        drop = 100.0 * (other - value)
+        # A hair of slack so that a drop of exactly the tolerance passes despite float error.
+        checks.append(Check(name, value, other, drop, drop <= tolerance + 1e-9))
+    return checks
+
+
+def _check_held_out(model, data: list[Path]) -> None:
+    """Scores on a model's own training or validation files say nothing about new posts."""
+    used = {
+        Path(p).resolve()
+        for key in ("train_files", "validation_files")
+        for p in model.info.metadata.get(key, [])
+    }
+    overlap = sorted(str(p) for p in data if Path(p).resolve() in used)
+    if overlap:
+        raise ValueError(
+            f"{model.tag} was trained or calibrated on {', '.join(overlap)}; "
+            "pass held-out files with --data"
+        )
+
+
+def _format_checks(checks: list[Check], reference_tag: str) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        f"| score | candidate | {reference_tag} | drop (points) | ok |",
+        "|---|---|---|---|---|",
+    ]
+    for check in checks:
+        drop = "-" if check.drop is None else f"{check.drop:+.1f}"
+        lines.append(
+            f"| {check.score} | {cell(check.candidate)} | {cell(check.reference)} | {drop} | "
+            f"{'yes' if check.passed else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def _append(log: Path, entry: dict) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def run_promote(opts: PromoteOptions) -> int:
+    candidate = get_model(opts.candidate)
+    if opts.against is not None:
+        reference = get_model(opts.against)
+    else:
+        reference = production_model(candidate.tag.name)
+    if reference is not None and reference.tag == candidate.tag:
+        raise ValueError(f"{candidate.tag} is the model it would be compared with")
+    for model in (candidate, reference):
+        if model is not None:
+            _check_held_out(model, opts.data)
+
+    candidate_metrics = score(Predictor(Path(candidate.path)), opts.data)
+    checks: list[Check] = []
+    if reference is None:
+        decision, reason = PROMOTED, "no model is in production yet"
+    else:
+        reference_metrics = score(Predictor(Path(reference.path)), opts.data)
+        checks = compare(candidate_metrics, reference_metrics, opts.tolerance)
+        worse = [c.score for c in checks if not c.passed]
+        decision = REFUSED if worse else PROMOTED
+        reason = (
+            f"worse than {reference.tag} by more than {opts.tolerance} points on: "
+            + ", ".join(worse)
+            if worse
+            else f"no score worse than {reference.tag} by more than {opts.tolerance} points"
+        )
+        print(_format_checks(checks, str(reference.tag)))
+
+    entry = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "candidate": str(candidate.tag),
+        "reference": None if reference is None else str(reference.tag),
+        "decision": decision,
+        "reason": reason,
+        "tolerance_points": opts.tolerance,
+        "data": [str(p) for p in opts.data],
+        "data_sha256": data_hash(opts.data),
+        "n_posts": candidate_metrics["n_posts"],
+        "candidate_scores": gate_scores(candidate_metrics),
+        "checks": [asdict(check) for check in checks],
+    }
+    if decision == PROMOTED:
+        entry["archived"] = mark_production(str(candidate.tag), {"promotion": entry})
+    else:
+        # The stage stays as it was; the refusal and its numbers go into the metadata.
+        stage = candidate.info.labels.get(STAGE) or "candidate"
+        set_model_stage(str(candidate.tag), stage, {"promotion": entry})
+    _append(opts.log, entry)
+
+    print(f"\n{decision}: {candidate.tag}: {reason}")
+    if decision == PROMOTED:
+        archived = entry["archived"]
+        print(
+            f"{candidate.tag} is now {PRODUCTION}" + (f"; {archived} archived" if archived else "")
+        )
+    print(f"decision recorded in {opts.log} and in the model's metadata (promotion)")
+    return 0 if decision == PROMOTED else 1
