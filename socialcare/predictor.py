@@ -2,9 +2,16 @@
 
 Used by `socialcare predict`, `socialcare evaluate`, the service and the notebooks: one
 code path from logits to calibrated probabilities to labels.
+
+A fine-tuned model runs on one of three runtimes: ``torch`` (the saved weights),
+``onnx-fp32`` (the same network exported to ONNX, same logits) or ``onnx-int8`` (its
+MatMul weights quantised to int8: about twice as fast on CPU). Training records which one
+is served in socialcare.json (``runtime``) and tunes the thresholds on that runtime's
+logits; see training/export.py.
 """
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +25,13 @@ BASELINE_FILE = "baseline.joblib"
 DEFAULT_THRESHOLD = 0.5
 ANY_LANG = "*"
 
+TORCH, ONNX_FP32, ONNX_INT8 = "torch", "onnx-fp32", "onnx-int8"
+RUNTIMES = (TORCH, ONNX_FP32, ONNX_INT8)
+ONNX_FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
+# The exported graph's interface (training/export.py writes it, the predictor feeds it).
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OUTPUTS = ("intent_logits", "sentiment_logits")
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -26,6 +40,30 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def softmax(x: np.ndarray) -> np.ndarray:
     z = np.exp(x - x.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the host's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session tuned for this model: created once, shared by all calls.
+
+    One batch at a time uses every core (intra-op threads); the graph is a plain chain, so
+    sequential execution and no inter-op pool; all graph optimisations (fusions) on.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or available_cores()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass
@@ -64,6 +102,7 @@ class Predictions:
     intent_pred: np.ndarray  # (N, intents) bool
     sentiment_prob: np.ndarray  # (N, sentiments)
     thresholds: np.ndarray  # (N, intents)
+    truncated: np.ndarray  # (N,) bool: the model read only the first max_length tokens
 
     def record(self, i: int) -> dict:
         """The JSON-able prediction of post i: labels, intent probabilities, sentiment."""
@@ -81,10 +120,69 @@ class Predictions:
         }
 
 
-class Predictor:
-    """A trained model directory, ready to predict. ``kind`` is "finetune" or "baseline"."""
+class TokenBatcher:
+    """Texts → token ids once, then length-sorted batches padded to their longest member.
 
-    def __init__(self, directory: Path, batch_size: int = 32):
+    Works on its own copy of the fast (Rust) tokenizer, configured once here: the
+    transformers wrapper re-configures padding and truncation on every call, which both
+    costs time and is not safe when several threads (a service's workers) share it.
+    """
+
+    def __init__(self, tokenizer, prefix: str, max_length: int):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.prefix = prefix
+        self.max_length = max_length
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids of each text (prefix and special tokens added, truncated) and whether
+        it was truncated."""
+        encodings = self._tokenizer.encode_batch([self.prefix + text for text in texts])
+        truncated = np.array([bool(e.overflowing) for e in encodings], dtype=bool)
+        return [e.ids for e in encodings], truncated
+
+    def batches(
+        self, ids: list[list[int]], batch_size: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(positions, input_ids, attention_mask) per batch, shortest texts first.
+
+        Sorting by token count means each batch pads only to its own longest member, so
+        a batch of tweets does not pay for one long review (~2x fewer FLOPs on CPU).
+        """
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        batches = []
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in index)
+            input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
+            attention_mask = np.zeros((len(index), width), dtype=np.int64)
+            for row, i in enumerate(index):
+                input_ids[row, : len(ids[i])] = ids[i]
+                attention_mask[row, : len(ids[i])] = 1
+            batches.append((index, input_ids, attention_mask))
+        return batches
+
+
+class Predictor:
+    """A trained model directory, ready to predict. ``kind`` is "finetune" or "baseline".
+
+    ``runtime`` (fine-tuned models only): "torch", "onnx-fp32" or "onnx-int8"; by default
+    the one socialcare.json says is served, else ONNX fp32 when ``model.onnx`` exists (its
+    logits are torch's), else torch. ``threads``: cores for ONNX Runtime (default: all
+    this process may use).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        batch_size: int = 32,
+        runtime: str | None = None,
+        threads: int | None = None,
+    ):
         self.directory = Path(directory)
         info_path = self.directory / INFO_FILE
         if not info_path.exists():
@@ -94,23 +192,61 @@ class Predictor:
         self.decision = Decision(**self.info.get("decision", {}))
         self.batch_size = batch_size
         if self.kind == "finetune":
-            self._load_finetuned()
+            self.runtime = self._pick_runtime(runtime)
+            self._load_finetuned(threads)
         elif self.kind == "baseline":
+            if runtime not in (None, "sklearn"):
+                raise ValueError(
+                    f"{self.directory}: a baseline model runs on scikit-learn; runtime "
+                    f"{runtime!r} applies to fine-tuned models only (leave it unset)"
+                )
             import joblib
 
+            self.runtime = "sklearn"
             self._baseline = joblib.load(self.directory / BASELINE_FILE)
         else:
             raise ValueError(f"{info_path}: unknown model kind {self.kind!r}")
 
-    def _load_finetuned(self) -> None:
+    def _pick_runtime(self, runtime: str | None) -> str:
+        if runtime is None:
+            runtime = self.info.get("runtime")
+        if runtime is None:
+            # Unrecorded (a model exported after training): ONNX fp32 reproduces the torch
+            # logits its thresholds were tuned on; int8 would need its own calibration.
+            exported = (self.directory / ONNX_FILES[ONNX_FP32]).exists()
+            runtime = ONNX_FP32 if exported else TORCH
+        if runtime not in RUNTIMES:
+            raise ValueError(
+                f"{self.directory / INFO_FILE}: runtime: unknown {runtime!r}; "
+                f"expected one of {', '.join(RUNTIMES)}"
+            )
+        if runtime in ONNX_FILES and not (self.directory / ONNX_FILES[runtime]).exists():
+            raise FileNotFoundError(
+                f"{self.directory / ONNX_FILES[runtime]}: missing, needed by runtime "
+                f"{runtime!r}; export it with `python -m training.export {self.directory}` "
+                f"or load the model with runtime='torch'"
+            )
+        return runtime
+
+    def _load_finetuned(self, threads: int | None) -> None:
         from transformers import AutoTokenizer
 
-        from socialcare.model import IntentSentimentModel
+        self._tokens = TokenBatcher(
+            AutoTokenizer.from_pretrained(self.directory),
+            prefix=self.info.get("text_prefix", ""),
+            max_length=int(self.info.get("max_length", 256)),
+        )
+        if self.runtime == TORCH:
+            from socialcare.model import IntentSentimentModel
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.directory)
-        self._model = IntentSentimentModel.load(self.directory)
-        self._prefix = self.info.get("text_prefix", "")
-        self._max_length = int(self.info.get("max_length", 256))
+            self._model = IntentSentimentModel.load(self.directory)
+        else:
+            self._session = onnx_session(self.directory / ONNX_FILES[self.runtime], threads)
+
+    def warm_up(self) -> None:
+        """Run a short and a full-length post once, so that the first real request does not
+        pay the runtime's one-off set-up (memory arena, kernel selection)."""
+        self.predict(["warm-up", "warm-up " * 512], [None, None])
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (uncalibrated) intent and sentiment logits.
@@ -118,49 +254,63 @@ class Predictor:
         A head the model was never trained on (say, intents of a model trained on a
         sentiment-only corpus) answers "no": intent probability 0, uniform sentiment.
         """
+        intent, sentiment, _ = self._forward(texts)
+        return intent, sentiment
+
+    def _forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits of both heads and which texts were truncated."""
         if self.kind == "baseline":
             intent, sentiment = baseline_logits(self._baseline, texts)
+            truncated = np.zeros(len(texts), dtype=bool)  # TF-IDF reads the whole text
         else:
-            intent, sentiment = self._finetuned_logits(texts)
+            intent, sentiment, truncated = self._finetuned_logits(texts)
         trained = self.info.get("trained_heads", ["intents", "sentiment"])
         if "intents" not in trained:
             intent = np.full_like(intent, -np.inf)
         if "sentiment" not in trained:
             sentiment = np.zeros_like(sentiment)
-        return intent, sentiment
+        return intent, sentiment, truncated
 
-    def _finetuned_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
+    def _finetuned_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         intent = np.zeros((len(texts), len(INTENTS)), dtype=np.float32)
         sentiment = np.zeros((len(texts), len(SENTIMENTS)), dtype=np.float32)
-        # Length-sorted batches: little padding, so far fewer wasted FLOPs on CPU.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ids, truncated = self._tokens.encode(texts)
+        run = self._run_torch if self.runtime == TORCH else self._run_onnx
+        for index, input_ids, attention_mask in self._tokens.batches(ids, self.batch_size):
+            intent[index], sentiment[index] = run(input_ids, attention_mask)
+        return intent, sentiment, truncated
+
+    def _run_torch(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                index = order[start : start + self.batch_size]
-                batch = self._tokenizer(
-                    [self._prefix + texts[i] for i in index],
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_length,
-                    return_tensors="pt",
-                )
-                out = self._model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                )
-                intent[index] = out["intent_logits"].float().numpy()
-                sentiment[index] = out["sentiment_logits"].float().numpy()
+            out = self._model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+            )
+        return out["intent_logits"].float().numpy(), out["sentiment_logits"].float().numpy()
+
+    def _run_onnx(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        feed = dict(zip(ONNX_INPUTS, (input_ids, attention_mask), strict=True))
+        intent, sentiment = self._session.run(list(ONNX_OUTPUTS), feed)
         return intent, sentiment
 
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> Predictions:
-        intent_logits, sentiment_logits = self.logits(texts)
-        return self.decide(intent_logits, sentiment_logits, langs or [None] * len(texts))
+        intent_logits, sentiment_logits, truncated = self._forward(texts)
+        return self.decide(intent_logits, sentiment_logits, langs or [None] * len(texts), truncated)
 
     def decide(
-        self, intent_logits: np.ndarray, sentiment_logits: np.ndarray, langs: Sequence[str | None]
+        self,
+        intent_logits: np.ndarray,
+        sentiment_logits: np.ndarray,
+        langs: Sequence[str | None],
+        truncated: np.ndarray | None = None,
     ) -> Predictions:
         intent_prob = self.decision.intent_probs(intent_logits)
         thresholds = self.decision.threshold_matrix(langs)
@@ -169,6 +319,7 @@ class Predictor:
             intent_prob >= thresholds,
             self.decision.sentiment_probs(sentiment_logits),
             thresholds,
+            np.zeros(len(intent_prob), dtype=bool) if truncated is None else truncated,
         )
 
 
