@@ -11,6 +11,7 @@ from socialcare.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
 from training.predict import PredictOptions, run_predict
+from training.promote import PromoteOptions, run_promote
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(EvaluateOptions, training_commands.run_evaluate),
     "models": Command(training_commands.ModelsOptions, training_commands.run_models),
     "predict": Command(PredictOptions, run_predict),
+    "promote": Command(PromoteOptions, run_promote),
 }
 
 
