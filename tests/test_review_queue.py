@@ -2,6 +2,8 @@
 
 import multiprocessing
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,14 +62,18 @@ def test_naive_times_are_stored_as_utc(tmp_path):
 def test_text_is_masked_before_it_is_stored(tmp_path):
     path = tmp_path / "queue.sqlite"
     raw = "Ring mig på 070-123 45 67 eller anna@example.se, skadenummer 12345678"
-    ReviewQueue(path).add([item(text=raw)])
+    queue = ReviewQueue(path)
+    queue.add([item(text=raw)])
 
-    # Read the file itself, not through the queue: the unmasked text must not be there.
-    with sqlite3.connect(path) as conn:
+    # Read the row itself, not through the queue: the unmasked text must not be there.
+    with closing(sqlite3.connect(path)) as conn:
         (stored,) = conn.execute("SELECT text FROM review_items").fetchone()
     assert stored == "Ring mig på [phone] eller [email], skadenummer [policy_number]"
-    assert b"070-123" not in path.read_bytes() and b"anna@" not in path.read_bytes()
-    assert ReviewQueue(path).pending()[0].text == stored
+    # ...nor anywhere on disk: the database and its write-ahead log.
+    files = sorted(tmp_path.glob("queue.sqlite*"))
+    assert any(b"[phone]" in f.read_bytes() for f in files)
+    assert not any(b"070-123" in f.read_bytes() or b"anna@" in f.read_bytes() for f in files)
+    assert queue.pending()[0].text == stored
 
 
 def test_mark_done_takes_items_off_the_pending_list_and_keeps_them(tmp_path):
@@ -81,7 +87,7 @@ def test_mark_done_takes_items_off_the_pending_list_and_keeps_them(tmp_path):
     assert len(queue) == 2
     assert queue.mark_done([first.queue_id, 999]) == 0  # already done / unknown: no change
 
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT post_id, reviewed_at FROM review_items ORDER BY 1").fetchall()
     assert len(rows) == 4  # nothing deleted
     assert [post_id for post_id, reviewed_at in rows if reviewed_at] == ["sv-0", "sv-1"]
@@ -132,5 +138,13 @@ def test_concurrent_writers_lose_nothing_while_a_reader_reads(tmp_path):
     assert len(pending) == len(reader) == workers * batches * 3
     assert len({p.queue_id for p in pending}) == len(pending)
     assert seen == sorted(seen)  # the reader only ever saw the queue grow
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_threads_share_one_queue(tmp_path):
+    queue = ReviewQueue(tmp_path / "queue.sqlite")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        added = list(pool.map(lambda n: queue.add([item(n), item(n + 100)]), range(20)))
+    assert sum(added) == 40
+    assert len(queue) == 40 and len({p.queue_id for p in queue.pending()}) == 40
