@@ -228,3 +228,27 @@ def latest_labels(paths_: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[
     for record in read_labels(paths_):
         latest[(record.id, record.annotator)] = record  # an existing key keeps its position
     return list(latest.values())
+
+
+def describe(path: Path) -> str:
+    """A few lines on a round file for the notebook: records, current labels, validation."""
+    from socialcare.records import validate
+
+    path = Path(path)
+    if not path.exists():
+        return f"{path}: no labels saved yet"
+    count, problems = validate([path])
+    if problems:
+        return f"{path}: {len(problems)} problem(s):\n" + "\n".join(map(str, problems))
+    latest = latest_labels([path])
+    annotators = sorted({p.annotator or "?" for p in latest})
+    lines = [
+        f"{path}: {count} records, {len(latest)} current labels after corrections "
+        f"(by {', '.join(annotators)}); socialcare validate: OK"
+    ]
+    lines += [
+        f"  {p.annotator}  {p.id}  {p.lang}  {'+'.join(p.labels or []) or '(no intent)'}  "
+        f"{p.sentiment}"
+        for p in latest[-10:]
+    ]
+    return "\n".join(lines)

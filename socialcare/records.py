@@ -1,5 +1,7 @@
 """Reading and validating JSONL files of posts, with errors that name file, line and field."""
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -91,6 +93,13 @@ def parse_line(
         return [
             Problem(path, line_no, "line", f"expected a JSON object, found {type(obj).__name__}")
         ]
+    return validate_record(path, line_no, obj, schema)
+
+
+def validate_record(
+    path: Path, line_no: int, obj: dict, schema: type[BaseModel] = Post
+) -> BaseModel | list[Problem]:
+    """A record of ``schema`` made from ``obj``, or its problems as ``file:line: field``."""
     try:
         return schema.model_validate(obj)
     except ValidationError as err:
@@ -112,6 +121,48 @@ def read_file(
             yield line_no, parse_line(path, line_no, raw.rstrip(b"\r\n"), schema)
     if not seen_record:
         yield 0, [Problem(path, 0, "file", "is empty: no records")]
+
+
+def read_csv(
+    path: Path, schema: type[BaseModel] = Post
+) -> Iterator[tuple[int, BaseModel | list[Problem]]]:
+    """Like ``read_file`` for a UTF-8 CSV file whose header row names the fields.
+
+    Empty cells are left out (a missing ``lang`` stays unknown). Line numbers are those of
+    the row's first line in the file, so a quoted multi-line text is still found.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_no = raw.count(b"\n", 0, err.start) + 1
+        yield line_no, [Problem(path, line_no, "line", "not valid UTF-8; save the file as UTF-8")]
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames:
+        yield 0, [Problem(path, 0, "file", "is empty: expected a header row, then one post a row")]
+        return
+    seen_record = False
+    start = reader.line_num + 1
+    for row in reader:
+        seen_record = True
+        if None in row:
+            yield (
+                start,
+                [
+                    Problem(
+                        path,
+                        start,
+                        "line",
+                        "more cells than the header has columns; quote texts that hold commas",
+                    )
+                ],
+            )
+        else:
+            yield start, validate_record(path, start, {k: v for k, v in row.items() if v}, schema)
+        start = reader.line_num + 1
+    if not seen_record:
+        yield 0, [Problem(path, 0, "file", "has a header but no rows")]
 
 
 class DuplicateIndex:

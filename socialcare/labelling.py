@@ -1,0 +1,603 @@
+"""The reviewers' labelling widget (notebooks/label_posts.ipynb), testable without a browser.
+
+A reviewer enters their name, picks a source (the service's review queue, or a JSONL/CSV
+file of unlabelled posts) and labels one post at a time: intent checkboxes, a sentiment
+choice, the language when it is not known, then Save, Skip or Back. The model's
+suggestions are pre-filled and shown with their probabilities; posts come in
+active-learning order (socialcare.active_learning). Every Save appends a new record to
+the round file through socialcare.label_store; going back to a saved post and saving
+again appends a correction, never an edit.
+
+The buttons call ``save``, ``skip``, ``back`` and ``load``; tests and the notebook's
+headless check call the same methods (or ``button.click()``).
+
+A record's ``source`` is the post's channel (facebook, x, forum...) when the input says,
+as in the seed data; otherwise where the reviewer got it: ``review-queue`` or
+``file:<name>``.
+"""
+
+import hashlib
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ipywidgets as widgets
+import numpy as np
+from pydantic import ValidationError
+
+from socialcare import paths
+from socialcare.active_learning import order_for_review, uncertainty
+from socialcare.label_store import append_label, current_round, latest_labels, make_label
+from socialcare.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.predictor import DEFAULT_THRESHOLD, Predictor
+from socialcare.records import DataError, read_csv, read_file
+from socialcare.schema import IncomingPost, Post
+
+QUEUE = "queue"
+EXAMPLES_DIR = paths.REPO_ROOT / "notebooks" / "examples"
+EXAMPLE_POSTS = EXAMPLES_DIR / "posts.jsonl"
+# Labels of the built-in example go here, never into data/ (which trains models).
+EXAMPLE_ROUND_FILE = paths.ARTIFACTS_DIR / "labelled-example" / "round-001.jsonl"
+NO_MODEL = ("", "none")
+
+# ../shared/LABELING.md in a few lines: the contract stays the guide, this is a reminder.
+GUIDE_SUMMARY: dict[str, str] = {
+    "complaint": "dissatisfied with the insurer (claim, delay, price, staff, app, decision); "
+    "sarcastic complaints count. Always respond.",
+    "question": "asks for information, help, a status or a decision; a request worded as a "
+    "statement counts, a purely rhetorical question in a rant does not.",
+    "factual_error": "states as fact something wrong or rumour-like about the insurer, its "
+    "products, terms or prices ('they NEVER pay'). A question about a rumour is a question.",
+    "humour": "jokes, memes, playful banter meant to amuse; a joke that also carries a "
+    "grievance is complaint + humour.",
+    "praise": "thanks, compliments, a good experience; a thank-you that still asks is "
+    "praise + question.",
+}
+SENTIMENT_SUMMARY = (
+    "Exactly one: the author's overall tone towards the insurer or subject. Sarcasm takes "
+    "the sentiment it means. A joke mocking the insurer is negative, warm is positive, no "
+    "attitude to the insurer is neutral. An alarmist factual error is negative, a calm tip "
+    "neutral."
+)
+NO_INTENT_SUMMARY = "None of these (a remark, shared news, spam, off-topic): leave all unticked."
+
+
+class UnlabelledPost(IncomingPost):
+    """A row of an input file: ``text`` required; ``id``, ``lang`` and channel optional."""
+
+    source: str | None = None
+
+
+@dataclass
+class Suggestion:
+    """The model's answer for one post, in the API's terms, and the thresholds behind it."""
+
+    labels: list[str]
+    intents: dict[str, float]
+    sentiment: dict[str, float]
+    thresholds: dict[str, float] | None
+    model: str
+
+    @classmethod
+    def from_prediction(cls, prediction: dict, model: str) -> "Suggestion":
+        """From an API-format prediction: ``labels``, ``intents`` {intent: probability},
+        ``sentiment`` {``label``, ``scores``}. A sentiment given as a bare label counts as
+        certain; a missing intent probability as 0."""
+        sentiment = prediction.get("sentiment") or {}
+        if isinstance(sentiment, str):
+            sentiment = {"label": sentiment}
+        scores = sentiment.get("scores") or {sentiment.get("label"): 1.0}
+        return cls(
+            labels=[label for label in prediction.get("labels", []) if label in INTENTS],
+            intents={
+                name: float((prediction.get("intents") or {}).get(name, 0.0)) for name in INTENTS
+            },
+            sentiment={name: float(scores.get(name, 0.0)) for name in SENTIMENTS},
+            thresholds=None,
+            model=model,
+        )
+
+    @property
+    def sentiment_label(self) -> str | None:
+        """The most probable sentiment, or None when the model gave no sentiment."""
+        best = max(self.sentiment, key=self.sentiment.get)
+        return best if self.sentiment[best] > 0 else None
+
+
+@dataclass
+class Item:
+    """One post to label, wherever it came from."""
+
+    post_id: str
+    text: str
+    lang: str | None
+    source: str
+    suggestion: Suggestion | None = None
+    queue_id: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    uncertainty: float | None = None
+
+
+def post_id_for(text: str) -> str:
+    """A stable id for a post that came without one: the same text always gets the same id,
+    so a correction or a second reviewer's label joins the first."""
+    return "post-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def default_source() -> str:
+    """The review queue when this machine has one, else the built-in example."""
+    return QUEUE if paths.REVIEW_QUEUE.exists() else str(EXAMPLE_POSTS)
+
+
+def default_round_file(source: str | Path) -> Path:
+    """Where labels go: the current round under data/labelled, or a scratch file for the
+    built-in example (so example labels never reach the training data)."""
+    if str(source) != QUEUE and Path(source).resolve().parent == EXAMPLES_DIR.resolve():
+        return EXAMPLE_ROUND_FILE
+    return current_round()
+
+
+def load_items(
+    source: str | Path, limit: int | None = None, queue_path: Path = paths.REVIEW_QUEUE
+) -> list[Item]:
+    """Posts to label from ``"queue"`` (the service's review queue) or a .jsonl/.csv file.
+
+    Raises DataError naming ``file:line: field`` for a bad row, ValueError for an unknown
+    file type.
+    """
+    if str(source) == QUEUE:
+        return _queue_items(queue_path, limit)
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; give a .jsonl or .csv file, or 'queue'")
+    readers = {".jsonl": read_file, ".csv": read_csv}
+    if path.suffix.lower() not in readers:
+        raise ValueError(f"{path}: unknown file type; use .jsonl or .csv (or 'queue')")
+    items, problems = [], []
+    for _, parsed in readers[path.suffix.lower()](path, UnlabelledPost):
+        if isinstance(parsed, list):
+            problems.extend(parsed)
+            continue
+        items.append(
+            Item(
+                post_id=parsed.id or post_id_for(parsed.text),
+                text=parsed.text,
+                lang=parsed.lang,
+                source=parsed.source or f"file:{path.name}",
+            )
+        )
+    if problems:
+        raise DataError(problems)
+    return items[:limit] if limit is not None else items
+
+
+def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
+    from socialcare.review_queue import ReviewQueue
+
+    return [
+        Item(
+            post_id=entry.post_id or post_id_for(entry.text),
+            text=entry.text,
+            lang=entry.lang,
+            source="review-queue",
+            suggestion=Suggestion.from_prediction(entry.prediction, entry.model),
+            queue_id=entry.queue_id,
+            reasons=list(entry.reasons),
+        )
+        for entry in ReviewQueue(queue_path).pending(limit)
+    ]
+
+
+def load_model(spec: str | Path | None) -> tuple[Predictor | None, str, str]:
+    """(predictor or None, model name, a note for the reviewer) from a model directory, a
+    registered tag, ``"latest"``, or ``""``/``None`` for no model. Never raises: without
+    a model the notebook still works, without suggestions."""
+    if spec is None or str(spec).strip().lower() in NO_MODEL:
+        return None, "", "No model chosen: posts come without suggestions, in source order."
+    try:
+        if Path(spec).is_dir():
+            return Predictor(Path(spec)), Path(spec).name, f"Suggestions from the model in {spec}."
+        from socialcare.registry import model_path
+
+        tag, directory = model_path(None if str(spec) == "latest" else str(spec))
+        return Predictor(directory), tag, f"Suggestions from registered model {tag}."
+    except Exception as err:  # any failure to load leaves the reviewer working, with a note
+        return (
+            None,
+            "",
+            (
+                f"No model loaded ({err}). Posts come without suggestions, in source order; "
+                "set MODEL to a model directory or a tag from `socialcare models`."
+            ),
+        )
+
+
+def suggest(items: Sequence[Item], predictor: Predictor, model: str) -> None:
+    """Fill each item's suggestion with the predictor's calibrated answer."""
+    if not items:
+        return
+    predictions = predictor.predict([i.text for i in items], [i.lang for i in items])
+    for row, item in enumerate(items):
+        suggestion = Suggestion.from_prediction(predictions.record(row), model)
+        suggestion.thresholds = dict(
+            zip(INTENTS, map(float, predictions.thresholds[row]), strict=True)
+        )
+        item.suggestion = suggestion
+
+
+def review_order(items: Sequence[Item], k: int | None = None) -> list[int]:
+    """Indices in review order: posts with suggestions by active learning (also setting
+    their ``uncertainty``), then any without, in source order."""
+    with_model = [i for i, item in enumerate(items) if item.suggestion is not None]
+    rest = [i for i, item in enumerate(items) if item.suggestion is None]
+    if not with_model:
+        return rest[:k] if k is not None else rest
+    s = [items[i].suggestion for i in with_model]
+    p = np.array([[x.intents[name] for name in INTENTS] for x in s])
+    q = np.array([[x.sentiment[name] for name in SENTIMENTS] for x in s])
+    # A queue item carries no thresholds: the default stands in for the tuned ones.
+    t = np.array(
+        [[(x.thresholds or {}).get(name, DEFAULT_THRESHOLD) for name in INTENTS] for x in s]
+    )
+    for i, u in zip(with_model, uncertainty(p, q, t), strict=True):
+        items[i].uncertainty = float(u)
+    ordered = [
+        with_model[j] for j in order_for_review(p, q, t, [items[i].text for i in with_model])
+    ]
+    order = ordered + rest
+    return order[:k] if k is not None else order
+
+
+def guide_html() -> str:
+    """The labelling guide's summary, shown beside the post."""
+    rows = "".join(
+        f"<li><b>{name}</b>: {html.escape(rule)}</li>" for name, rule in GUIDE_SUMMARY.items()
+    )
+    return (
+        "<div style='font-size:12px;line-height:1.35'>"
+        "<b>Intents</b> (any number)<ul style='padding-left:16px;margin:2px 0'>"
+        f"{rows}</ul><i>{html.escape(NO_INTENT_SUMMARY)}</i><br><br>"
+        f"<b>Sentiment</b> (exactly one): {html.escape(SENTIMENT_SUMMARY)}<br><br>"
+        "Full guide: <code>../shared/LABELING.md</code></div>"
+    )
+
+
+def _problem_text(err: ValueError) -> str:
+    if isinstance(err, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
+    return str(err)
+
+
+class LabellingApp:
+    """The labelling widget: ``display(app.widget)`` in a notebook.
+
+    ``round_file`` receives every saved label (append-only). ``annotator`` and ``source``
+    pre-fill the name and source boxes; when both are given the posts load at once.
+    ``model`` is a model directory, a registered tag, ``"latest"`` or ``""`` (see
+    ``load_model``).
+    """
+
+    def __init__(
+        self,
+        round_file: Path,
+        annotator: str = "",
+        source: str | Path | None = None,
+        model: str | Path | None = None,
+        queue_path: Path = paths.REVIEW_QUEUE,
+        limit: int | None = None,
+    ):
+        self.round_file = Path(round_file)
+        self.queue_path = Path(queue_path)
+        self.limit = limit
+        self.predictor, self.model_name, self.model_note = load_model(model)
+        self.items: list[Item] = []
+        self.order: list[int] = []
+        self.position = 0
+        self.saved: dict[str, Post] = {}  # post id -> this reviewer's latest label
+        self.skipped: set[str] = set()
+        self.status = ""
+        self._build(annotator, "" if source is None else str(source))
+        if annotator.strip() and source is not None:
+            self.load()
+        else:
+            self._show_done("Enter your name, pick a source and press <b>Load posts</b>.")
+
+    # -- the widget ---------------------------------------------------------------------
+
+    def _build(self, annotator: str, source: str) -> None:
+        wide = widgets.Layout(width="95%")
+        self.name_box = widgets.Text(value=annotator, description="Reviewer", placeholder="name")
+        self.source_box = widgets.Combobox(
+            value=source,
+            options=[QUEUE, str(EXAMPLE_POSTS), str(EXAMPLES_DIR / "posts.csv")],
+            ensure_option=False,
+            description="Source",
+            placeholder="'queue' or a .jsonl/.csv file",
+            layout=widgets.Layout(width="60%"),
+        )
+        self.load_button = widgets.Button(description="Load posts", icon="download")
+        self.model_html = widgets.HTML(f"<i>{html.escape(self.model_note)}</i>")
+        self.progress_html = widgets.HTML()
+        self.post_html = widgets.HTML(layout=wide)
+        self.intent_boxes = {
+            name: widgets.Checkbox(description=name, indent=False, layout=wide) for name in INTENTS
+        }
+        self.sentiment_buttons = widgets.ToggleButtons(
+            options=list(SENTIMENTS), value=None, description="Sentiment"
+        )
+        self.lang_buttons = widgets.ToggleButtons(
+            options=list(LANGS), value=None, description="Language"
+        )
+        self.back_button = widgets.Button(description="Back", icon="arrow-left")
+        self.skip_button = widgets.Button(description="Skip", icon="forward")
+        self.save_button = widgets.Button(description="Save", icon="check", button_style="primary")
+        self.status_html = widgets.HTML()
+
+        self.load_button.on_click(lambda _: self.load())
+        self.back_button.on_click(lambda _: self.back())
+        self.skip_button.on_click(lambda _: self.skip())
+        self.save_button.on_click(lambda _: self.save())
+
+        form = widgets.VBox(
+            [
+                self.progress_html,
+                self.post_html,
+                widgets.HTML("<b>Intents</b> (model probability; ticked = suggested)"),
+                *self.intent_boxes.values(),
+                self.sentiment_buttons,
+                self.lang_buttons,
+                widgets.HBox([self.back_button, self.skip_button, self.save_button]),
+                self.status_html,
+            ],
+            layout=widgets.Layout(width="62%"),
+        )
+        guide = widgets.VBox(
+            [widgets.HTML(guide_html())],
+            layout=widgets.Layout(width="36%", border="1px solid #ddd", padding="6px"),
+        )
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.name_box, self.source_box, self.load_button]),
+                self.model_html,
+                widgets.HBox([form, guide]),
+            ]
+        )
+
+    # -- loading ------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Load posts from the source box, add suggestions, order them; show the first one
+        this reviewer has not labelled yet. Returns how many posts were loaded."""
+        source = self.source_box.value.strip()
+        try:
+            items = load_items(source, self.limit, self.queue_path)
+            if self.predictor is not None:
+                suggest(items, self.predictor, self.model_name)
+            self.saved = self._labels_so_far()
+        except (DataError, OSError, ValueError) as err:
+            self._status(f"Could not load {source!r}: {err}", error=True)
+            return 0
+        self.items = items
+        self.order = review_order(items)
+        self.skipped = set()
+        self.position = -1
+        self._advance()
+        done = sum(item.post_id in self.saved for item in items)
+        self._status(
+            f"Loaded {len(items)} posts from {html.escape(source)}"
+            + (f"; {done} already labelled by you" if done else "")
+            + "."
+        )
+        return len(items)
+
+    def _labels_so_far(self) -> dict[str, Post]:
+        """This reviewer's latest label per post, from every round file beside ``round_file``."""
+        from socialcare.label_store import round_files
+
+        files = set(round_files(self.round_file.parent))
+        if self.round_file.exists():
+            files.add(self.round_file)
+        name = self.annotator
+        if not files or not name:
+            return {}
+        return {p.id: p for p in latest_labels(sorted(files)) if p.annotator == name}
+
+    # -- navigation -----------------------------------------------------------------------
+
+    @property
+    def annotator(self) -> str:
+        return self.name_box.value.strip()
+
+    @property
+    def current(self) -> Item | None:
+        """The post on screen, or None when all are done (or none are loaded)."""
+        if 0 <= self.position < len(self.order):
+            return self.items[self.order[self.position]]
+        return None
+
+    def select(self, position: int) -> Item | None:
+        """Show the post at ``position`` in review order, its form pre-filled with this
+        reviewer's saved label, else the model's suggestion."""
+        if not 0 <= position < len(self.order):
+            self.position = len(self.order)
+            self._show_done(f"All {len(self.order)} posts done. {self.summary()}.")
+            return None
+        self.position = position
+        item = self.items[self.order[position]]
+        self._render(item)
+        return item
+
+    def back(self) -> Item | None:
+        """Show the previous post in review order (saved, skipped or not)."""
+        if self.position <= 0:
+            self._status("This is the first post.")
+            return self.current
+        self._status("")
+        return self.select(min(self.position, len(self.order)) - 1)
+
+    def skip(self) -> Item | None:
+        """Leave the post unlabelled for now and show the next one."""
+        item = self.current
+        if item is not None:
+            self.skipped.add(item.post_id)
+            self._status(f"Skipped {html.escape(item.post_id)}.")
+        return self._advance()
+
+    def _advance(self) -> Item | None:
+        # Forward to the next post this reviewer has not saved (resuming skips done ones).
+        position = self.position + 1
+        while position < len(self.order) and self.items[self.order[position]].post_id in self.saved:
+            position += 1
+        return self.select(position)
+
+    # -- the form -------------------------------------------------------------------------
+
+    def fill(
+        self,
+        labels: Sequence[str] | None = None,
+        sentiment: str | None = None,
+        lang: str | None = None,
+    ) -> None:
+        """Set the form as a reviewer's clicks would (None leaves a part as it is)."""
+        if labels is not None:
+            unknown = set(labels) - set(INTENTS)
+            if unknown:
+                raise ValueError(f"unknown intent(s) {sorted(unknown)}; use {', '.join(INTENTS)}")
+            for name, box in self.intent_boxes.items():
+                box.value = name in labels
+        if sentiment is not None:
+            self.sentiment_buttons.value = sentiment
+        if lang is not None:
+            self.lang_buttons.value = lang
+
+    def form(self) -> tuple[list[str], str | None, str | None]:
+        """(ticked intents, sentiment, language) as the form shows them now."""
+        labels = [name for name, box in self.intent_boxes.items() if box.value]
+        return labels, self.sentiment_buttons.value, self.lang_buttons.value
+
+    def save(self) -> Post | None:
+        """Append the form as a new label record, then show the next post.
+
+        Returns the record, or None (with the reason in the status line) when nothing was
+        saved: no post, no reviewer name, no sentiment or no language chosen.
+        """
+        item = self.current
+        if item is None:
+            self._status("Nothing to save: no post on screen.", error=True)
+            return None
+        labels, sentiment, lang = self.form()
+        if sentiment is None:
+            self._status("sentiment: choose one (the guide asks for exactly one).", error=True)
+            return None
+        try:
+            record = make_label(
+                item.post_id, item.text, lang, labels, sentiment, self.annotator, item.source
+            )
+        except ValueError as err:
+            self._status(_problem_text(err), error=True)
+            return None
+        correction = item.post_id in self.saved
+        append_label(self.round_file, record)  # returns once the line is on disk
+        self.saved[item.post_id] = record
+        self.skipped.discard(item.post_id)
+        if item.queue_id is not None:
+            from socialcare.review_queue import ReviewQueue
+
+            # After the label is durable: a crash in between shows the post again, and a
+            # second label of it is a harmless correction.
+            ReviewQueue(self.queue_path).mark_done([item.queue_id])
+        self._advance()
+        self._status(
+            f"{'Corrected' if correction else 'Saved'} {html.escape(item.post_id)} "
+            f"to {html.escape(str(self.round_file))}."
+        )
+        return record
+
+    def summary(self) -> str:
+        """Progress in words: saved, skipped, to go."""
+        ids = [item.post_id for item in self.items]
+        saved = sum(i in self.saved for i in ids)
+        skipped = sum(i in self.skipped for i in ids)
+        return f"{saved} labelled, {skipped} skipped, {len(ids) - saved - skipped} to go"
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def _render(self, item: Item) -> None:
+        suggestion = item.suggestion
+        for name, box in self.intent_boxes.items():
+            box.description = (
+                f"{name}  {suggestion.intents[name]:.2f}" if suggestion is not None else name
+            )
+        options = [
+            (f"{name} {suggestion.sentiment[name]:.2f}" if suggestion else name, name)
+            for name in SENTIMENTS
+        ]
+        self.sentiment_buttons.options = options  # resets the value: set it below
+        previous = self.saved.get(item.post_id)
+        if previous is not None:  # what this reviewer saved last time comes first
+            self.fill(previous.labels or [], lang=previous.lang)
+            self.sentiment_buttons.value = previous.sentiment
+        else:
+            self.fill(suggestion.labels if suggestion is not None else [])
+            self.sentiment_buttons.value = suggestion.sentiment_label if suggestion else None
+            self.lang_buttons.value = item.lang if item.lang in LANGS else None
+        self._set_enabled(True)
+        self.progress_html.value = (
+            f"<b>Post {self.position + 1} of {len(self.order)}</b> &middot; {self.summary()}"
+        )
+        self.post_html.value = self._post_html(item, previous)
+
+    def _post_html(self, item: Item, previous: Post | None) -> str:
+        meta = [f"id <code>{html.escape(item.post_id)}</code>", html.escape(item.source)]
+        meta.append(f"lang {html.escape(item.lang)}" if item.lang else "lang unknown: choose it")
+        if item.lang and item.lang not in LANGS:
+            meta.append("<b>not sv/it: skip it unless it is really sv or it</b>")
+        if item.uncertainty is not None:
+            meta.append(f"uncertainty {item.uncertainty:.2f}")
+        if item.suggestion is not None and item.suggestion.model:
+            meta.append(f"suggested by {html.escape(item.suggestion.model)}")
+        lines = [
+            "<div style='font-size:15px;white-space:pre-wrap;border-left:4px solid #4a90d9;"
+            f"padding:6px 10px;margin:4px 0'>{html.escape(item.text)}</div>",
+            f"<div style='color:#666;font-size:12px'>{' &middot; '.join(meta)}</div>",
+        ]
+        if item.reasons:
+            reasons = "; ".join(map(html.escape, item.reasons))
+            lines.append(f"<div style='color:#a60;font-size:12px'>queued: {reasons}</div>")
+        if previous is not None:
+            lines.append(
+                "<div style='color:#2a7;font-size:12px'>You labelled this post at "
+                f"{previous.labelled_at:%Y-%m-%d %H:%M} UTC; saving again adds a correction."
+                "</div>"
+            )
+        return "".join(lines)
+
+    def _show_done(self, message: str) -> None:
+        self.progress_html.value = f"<b>{self.summary()}</b>" if self.items else ""
+        self.post_html.value = f"<div style='padding:6px 0'>{message}</div>"
+        for box in self.intent_boxes.values():
+            box.value = False
+        self.sentiment_buttons.value = None
+        self.lang_buttons.value = None
+        self._set_enabled(False)
+        self.back_button.disabled = not self.order
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for control in (
+            *self.intent_boxes.values(),
+            self.sentiment_buttons,
+            self.lang_buttons,
+            self.skip_button,
+            self.save_button,
+            self.back_button,
+        ):
+            control.disabled = not enabled
+
+    def _status(self, message: str, error: bool = False) -> None:
+        colour = "#c00" if error else "#333"
+        self.status_html.value = f"<span style='color:{colour}'>{message}</span>"
+        self.status = message  # the same message as plain text, for tests and logs

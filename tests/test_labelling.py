@@ -1,0 +1,293 @@
+"""The labelling widget's logic (no browser), its sources, and the notebook run headless."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from socialcare import paths
+from socialcare.label_store import latest_labels, read_labels
+from socialcare.labelling import (
+    EXAMPLE_POSTS,
+    EXAMPLE_ROUND_FILE,
+    EXAMPLES_DIR,
+    GUIDE_SUMMARY,
+    QUEUE,
+    LabellingApp,
+    default_round_file,
+    load_items,
+    post_id_for,
+)
+from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.records import DataError
+from socialcare.review_queue import ReviewItem, ReviewQueue
+
+NOTEBOOK = paths.REPO_ROOT / "notebooks" / "label_posts.ipynb"
+
+
+@pytest.fixture(scope="session")
+def baseline_model(tmp_path_factory) -> Path:
+    """A baseline model directory trained on the seed data (not registered)."""
+    from socialcare.cli import main
+
+    directory = tmp_path_factory.mktemp("baseline") / "model"
+    code = main(["train", "--kind", "baseline", "--no-register", "--output", str(directory)])
+    assert code == 0
+    return directory
+
+
+def test_example_files_load_with_ids_languages_and_channels():
+    items = load_items(EXAMPLE_POSTS)
+    assert 15 <= len(items) <= 30
+    assert {item.lang for item in items} >= {"sv", "it", None}  # one left for the reviewer
+    assert all(item.source in {"facebook", "instagram", "x", "forum", "review"} for item in items)
+    assert len({item.post_id for item in items}) == len(items)
+
+    rows = load_items(EXAMPLES_DIR / "posts.csv")
+    assert [item.lang for item in rows] == ["sv", "sv", "it", None]
+    # A row without an id gets one made from its text: the same post always the same id.
+    assert rows[-1].post_id == post_id_for(rows[-1].text)
+    assert rows[-1].source == "forum"
+
+
+def test_bad_input_files_are_refused_with_file_line_and_field(tmp_path):
+    csv_path = tmp_path / "posts.csv"
+    csv_path.write_text('id,text\na,"ok, fine"\nb,\nc,"one",two\n', encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_items(csv_path)
+    message = str(err.value)
+    assert f"{csv_path}:3: text: is required" in message
+    assert f"{csv_path}:4: line: more cells than the header" in message
+
+    jsonl_path = tmp_path / "posts.jsonl"
+    jsonl_path.write_text('{"id": "a", "text": "ok"}\n{"id": "b"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=f"{jsonl_path}:2: text: is required"):
+        load_items(jsonl_path)
+    text_path = tmp_path / "posts.txt"
+    text_path.write_text("text\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="use .jsonl or .csv"):
+        load_items(text_path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_items(tmp_path / "absent.jsonl")
+
+
+def test_example_labels_never_go_to_the_training_data():
+    assert default_round_file(EXAMPLE_POSTS) == EXAMPLE_ROUND_FILE
+    assert paths.DATA_DIR not in EXAMPLE_ROUND_FILE.parents
+    assert default_round_file(QUEUE).parent == paths.LABELLED_DIR
+
+
+def test_the_guide_summary_covers_exactly_the_label_set():
+    assert tuple(GUIDE_SUMMARY) == INTENTS
+
+
+def app_for(tmp_path: Path, annotator: str = "anna", model=None, **kwargs) -> LabellingApp:
+    return LabellingApp(tmp_path / "round-001.jsonl", annotator, EXAMPLE_POSTS, model, **kwargs)
+
+
+def test_without_a_model_posts_come_in_source_order_with_a_blank_form(tmp_path):
+    app = app_for(tmp_path)
+    assert "No model chosen" in app.model_note
+    assert [app.items[i].post_id for i in app.order] == [i.post_id for i in app.items]
+    assert app.current.post_id == "ex-sv-01"
+    assert app.form() == ([], None, "sv")
+
+
+def test_save_skip_back_and_a_correction(tmp_path):
+    app = app_for(tmp_path)
+    first = app.current
+    app.fill(["complaint"], "negative")
+    app.save_button.click()  # what the button does is what the reviewer gets
+    assert "Saved ex-sv-01" in app.status
+    second = app.current
+    assert second.post_id == "ex-sv-02"
+
+    app.skip_button.click()
+    third = app.current
+    assert app.summary() == "1 labelled, 1 skipped, 18 to go"
+
+    app.back_button.click()
+    app.back_button.click()
+    assert app.current is first
+    assert app.form() == (["complaint"], "negative", "sv")  # the saved label, pre-filled
+    assert "saving again adds a correction" in app.post_html.value
+    app.fill(["complaint", "question"])
+    record = app.save()
+    assert "Corrected ex-sv-01" in app.status
+    assert record.labels == ["complaint", "question"]
+    assert app.current is second  # the next post not yet labelled (the skipped one)
+    assert third is not second
+
+    records = read_labels([app.round_file])
+    assert [(r.id, r.labels) for r in records] == [
+        ("ex-sv-01", ["complaint"]),
+        ("ex-sv-01", ["complaint", "question"]),
+    ]
+    assert all(r.annotator == "anna" and r.source == "facebook" for r in records)
+    assert records[0].labelled_at <= records[1].labelled_at <= datetime.now(UTC)
+    assert [r.labels for r in latest_labels([app.round_file])] == [["complaint", "question"]]
+
+
+@pytest.mark.parametrize(
+    ("annotator", "fill", "message"),
+    [
+        ("", {"sentiment": "neutral"}, "annotator: enter your name"),
+        ("anna", {}, "sentiment: choose one"),
+    ],
+)
+def test_an_incomplete_form_is_refused_and_nothing_is_written(tmp_path, annotator, fill, message):
+    app = app_for(tmp_path, annotator="anna")
+    app.name_box.value = annotator
+    app.fill(**fill)
+    shown = app.current
+    assert app.save() is None
+    assert message in app.status and "color:#c00" in app.status_html.value
+    assert app.current is shown
+    assert not app.round_file.exists()
+
+
+def test_a_post_of_unknown_language_needs_the_reviewer_to_choose_it(tmp_path):
+    source = tmp_path / "posts.csv"
+    source.write_text("text\nQualcuno sa come si fa la denuncia online?\n", encoding="utf-8")
+    app = LabellingApp(tmp_path / "round-001.jsonl", "anna", source)
+    app.fill(["question"], "neutral")
+    assert app.save() is None and "lang: the post's language is not known" in app.status
+    app.fill(lang="it")
+    record = app.save()
+    assert record.lang == "it" and record.source == "file:posts.csv"
+    assert app.current is None and "All 1 posts done" in app.post_html.value
+    assert app.save_button.disabled
+
+
+def test_a_reviewer_resumes_where_they_stopped_and_others_start_afresh(tmp_path):
+    app = app_for(tmp_path)
+    for _ in range(2):
+        app.fill(sentiment="neutral")
+        app.save()
+    again = app_for(tmp_path)
+    assert again.current.post_id == "ex-sv-03"
+    assert "2 already labelled by you" in again.status
+    other = app_for(tmp_path, annotator="bruno")
+    assert other.current.post_id == "ex-sv-01"
+
+
+def test_suggestions_are_pre_filled_with_probabilities_in_uncertainty_order(
+    tmp_path, baseline_model
+):
+    from socialcare.predictor import Predictor
+
+    app = app_for(tmp_path, model=baseline_model)
+    assert f"Suggestions from the model in {baseline_model}" in app.model_note
+    texts = [item.text for item in app.items]
+    predictions = Predictor(baseline_model).predict(texts, [item.lang for item in app.items])
+    uncertainties = [app.items[i].uncertainty for i in app.order]
+    assert uncertainties[0] == max(uncertainties)  # the most uncertain post first
+
+    shown = app.order[0]
+    expected = predictions.record(shown)
+    labels, sentiment, _ = app.form()
+    assert labels == expected["labels"] and sentiment == expected["sentiment"]["label"]
+    for name, box in app.intent_boxes.items():
+        assert box.description == f"{name}  {expected['intents'][name]:.2f}"
+    assert [label for label, _ in app.sentiment_buttons.options] == [
+        f"{name} {expected['sentiment']['scores'][name]:.2f}" for name in SENTIMENTS
+    ]
+
+
+def test_review_queue_posts_come_with_the_services_suggestion_and_leave_once_saved(tmp_path):
+    queue = ReviewQueue(tmp_path / "queue.sqlite")
+
+    def queued(post_id, text, complaint, scores):
+        return ReviewItem(
+            post_id=post_id,
+            text=text,
+            lang="sv",
+            reasons=[f"uncertain: complaint {complaint:.2f}"],
+            prediction={
+                "labels": ["complaint"] if complaint >= 0.5 else [],
+                "intents": dict.fromkeys(INTENTS, 0.01) | {"complaint": complaint},
+                "sentiment": {
+                    "label": "negative",
+                    "scores": dict(zip(SENTIMENTS, scores, strict=True)),
+                },
+            },
+            model="socialcare-classifier:v1",
+        )
+
+    queue.add(
+        [
+            queued("fb-1", "Tack för hjälpen med bilen, snabbt och smidigt.", 0.05, (0, 0, 1)),
+            queued(None, "Sex veckor utan besked om skadan. Ring mig @user", 0.52, (0.5, 0.4, 0.1)),
+        ]
+    )
+    app = LabellingApp(tmp_path / "round-001.jsonl", "anna", QUEUE, "", queue_path=queue.path)
+    item = app.current
+    assert item.text.startswith("Sex veckor")  # the uncertain one first, not the oldest
+    assert item.post_id == post_id_for(item.text)  # queued without an id
+    assert "uncertain: complaint 0.52" in app.post_html.value
+    assert app.form() == (["complaint"], "negative", "sv")
+    assert app.intent_boxes["complaint"].description == "complaint  0.52"
+
+    record = app.save()
+    assert record.source == "review-queue" and record.id == item.post_id
+    assert [p.post_id for p in queue.pending()] == ["fb-1"]  # done, after the save
+    assert app.current.post_id == "fb-1"
+
+
+def test_the_notebook_runs_headless_and_saves_through_the_buttons(
+    run_notebook, tmp_path, baseline_model, capsys
+):
+    from socialcare.cli import main
+    from socialcare.predictor import Predictor
+
+    round_file = tmp_path / "labels" / "round-001.jsonl"
+    notebook = run_notebook(
+        NOTEBOOK,
+        env={
+            "SOCIALCARE_REVIEWER": "nb-reviewer",
+            "SOCIALCARE_SOURCE": str(EXAMPLE_POSTS),
+            "SOCIALCARE_MODEL": str(baseline_model),
+            "SOCIALCARE_ROUND_FILE": str(round_file),
+            "SOCIALCARE_DEMO": "1",
+        },
+    )
+    output = _text_of(notebook)
+    assert "Suggestions from the model in" in output
+    assert "Corrected" in output and "socialcare validate: OK" in output
+
+    records = read_labels([round_file])
+    assert len(records) == 3 and {r.annotator for r in records} == {"nb-reviewer"}
+    assert records[1].id == records[2].id  # the correction is a new record
+    assert len(latest_labels([round_file])) == 2
+    # The first save kept the model's pre-filled suggestion.
+    first = records[0]
+    predicted = Predictor(baseline_model).predict([first.text], [first.lang]).record(0)
+    assert first.labels == predicted["labels"]
+    assert first.sentiment == predicted["sentiment"]["label"]
+    assert main(["validate", str(round_file)]) == 0, capsys.readouterr().out
+
+
+def test_the_notebook_runs_without_a_model(run_notebook, tmp_path):
+    round_file = tmp_path / "round-001.jsonl"
+    notebook = run_notebook(
+        NOTEBOOK,
+        env={
+            "SOCIALCARE_REVIEWER": "nb-reviewer",
+            "SOCIALCARE_SOURCE": str(EXAMPLES_DIR / "posts.csv"),
+            "SOCIALCARE_MODEL": "",
+            "SOCIALCARE_ROUND_FILE": str(round_file),
+            "SOCIALCARE_DEMO": "1",
+        },
+    )
+    assert "No model chosen" in _text_of(notebook)
+    assert [r.id for r in latest_labels([round_file])] == ["ex-csv-sv-1", "ex-csv-sv-2"]
+
+
+def _text_of(notebook) -> str:
+    return "\n".join(
+        output.get("text", "") or json.dumps(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
