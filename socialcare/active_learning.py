@@ -34,10 +34,10 @@ DEFAULT_DIVERSITY = 0.5
 DEFAULT_WINDOW = 10
 
 
-def uncertainty(
+def head_uncertainty(
     prob_intents: np.ndarray, prob_sentiment: np.ndarray, thresholds: np.ndarray | float
 ) -> np.ndarray:
-    """Per-post uncertainty in [0, 1] (formula in the module docstring).
+    """(N, intents + 1) uncertainty of each decision: one column per intent, then sentiment.
 
     ``prob_intents`` (N, intents), ``thresholds`` broadcastable to it (one per post and
     intent, one per intent, or a scalar), ``prob_sentiment`` (N, sentiments).
@@ -59,8 +59,14 @@ def uncertainty(
         sentiment_u = 1.0 - (top2[:, 1] - top2[:, 0])
     else:
         sentiment_u = np.zeros(len(q))
-    per_post = intent_u.max(axis=1, initial=0.0)
-    return np.clip(np.maximum(per_post, sentiment_u), 0.0, 1.0)
+    return np.clip(np.column_stack([intent_u, sentiment_u]), 0.0, 1.0)
+
+
+def uncertainty(
+    prob_intents: np.ndarray, prob_sentiment: np.ndarray, thresholds: np.ndarray | float
+) -> np.ndarray:
+    """Per-post uncertainty in [0, 1]: the most uncertain of its decisions (module docstring)."""
+    return head_uncertainty(prob_intents, prob_sentiment, thresholds).max(axis=1)
 
 
 def similarity_matrix(texts: Sequence[str]) -> np.ndarray:

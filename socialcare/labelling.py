@@ -11,6 +11,10 @@ again appends a correction, never an edit.
 The buttons call ``save``, ``skip``, ``back`` and ``load``; tests and the notebook's
 headless check call the same methods (or ``button.click()``).
 
+Suggestions: with a model loaded, its calibrated answers and tuned thresholds (one model,
+so one consistent order); without one, queue posts show what the service said when it
+queued them (ordered with the default threshold), file posts show none.
+
 A record's ``source`` is the post's channel (facebook, x, forum...) when the input says,
 as in the seed data; otherwise where the reviewer got it: ``review-queue`` or
 ``file:<name>``.
@@ -27,12 +31,19 @@ import numpy as np
 from pydantic import ValidationError
 
 from socialcare import paths
-from socialcare.active_learning import order_for_review, uncertainty
-from socialcare.label_store import append_label, current_round, latest_labels, make_label
+from socialcare.active_learning import head_uncertainty, order_for_review
+from socialcare.label_store import (
+    append_label,
+    current_round,
+    latest_labels,
+    make_label,
+    round_files,
+)
 from socialcare.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.predictor import DEFAULT_THRESHOLD, Predictor
 from socialcare.records import DataError, read_csv, read_file
 from socialcare.schema import IncomingPost, Post
+from socialcare.text import duplicate_key
 
 QUEUE = "queue"
 EXAMPLES_DIR = paths.REPO_ROOT / "notebooks" / "examples"
@@ -117,6 +128,7 @@ class Item:
     queue_id: int | None = None
     reasons: list[str] = field(default_factory=list)
     uncertainty: float | None = None
+    uncertain_about: str | None = None
 
 
 def post_id_for(text: str) -> str:
@@ -227,25 +239,35 @@ def suggest(items: Sequence[Item], predictor: Predictor, model: str) -> None:
 
 
 def review_order(items: Sequence[Item], k: int | None = None) -> list[int]:
-    """Indices in review order: posts with suggestions by active learning (also setting
-    their ``uncertainty``), then any without, in source order."""
+    """Indices in review order: posts with suggestions by active learning, then any
+    without, in source order. Sets each suggested item's ``uncertainty`` and
+    ``uncertain_about`` (the decision that makes it uncertain, shown to the reviewer)."""
     with_model = [i for i, item in enumerate(items) if item.suggestion is not None]
     rest = [i for i, item in enumerate(items) if item.suggestion is None]
-    if not with_model:
-        return rest[:k] if k is not None else rest
-    s = [items[i].suggestion for i in with_model]
-    p = np.array([[x.intents[name] for name in INTENTS] for x in s])
-    q = np.array([[x.sentiment[name] for name in SENTIMENTS] for x in s])
-    # A queue item carries no thresholds: the default stands in for the tuned ones.
-    t = np.array(
-        [[(x.thresholds or {}).get(name, DEFAULT_THRESHOLD) for name in INTENTS] for x in s]
-    )
-    for i, u in zip(with_model, uncertainty(p, q, t), strict=True):
-        items[i].uncertainty = float(u)
-    ordered = [
-        with_model[j] for j in order_for_review(p, q, t, [items[i].text for i in with_model])
-    ]
-    order = ordered + rest
+    order = rest
+    if with_model:
+        s = [items[i].suggestion for i in with_model]
+        p = np.array([[x.intents[name] for name in INTENTS] for x in s])
+        q = np.array([[x.sentiment[name] for name in SENTIMENTS] for x in s])
+        # A queue item carries no thresholds: the default stands in for the tuned ones.
+        t = np.array(
+            [[(x.thresholds or {}).get(name, DEFAULT_THRESHOLD) for name in INTENTS] for x in s]
+        )
+        heads = head_uncertainty(p, q, t)
+        for row, i in enumerate(with_model):
+            worst = int(heads[row].argmax())
+            items[i].uncertainty = float(heads[row, worst])
+            if worst < len(INTENTS):
+                about = f"{INTENTS[worst]} {p[row, worst]:.2f} vs threshold {t[row, worst]:.2f}"
+            else:
+                first, second = np.argsort(-q[row], kind="stable")[:2]
+                about = (
+                    f"sentiment {SENTIMENTS[first]} {q[row, first]:.2f} "
+                    f"vs {SENTIMENTS[second]} {q[row, second]:.2f}"
+                )
+            items[i].uncertain_about = about
+        texts = [items[i].text for i in with_model]
+        order = [with_model[j] for j in order_for_review(p, q, t, texts)] + rest
     return order[:k] if k is not None else order
 
 
@@ -300,6 +322,8 @@ class LabellingApp:
         self.saved: dict[str, Post] = {}  # post id -> this reviewer's latest label
         self.skipped: set[str] = set()
         self.status = ""
+        self._texts: dict[str, str] = {}  # post id -> text, over the round files
+        self._ids_by_key: dict[str, str] = {}  # duplicate key -> post id, likewise
         self._build(annotator, "" if source is None else str(source))
         if annotator.strip() and source is not None:
             self.load()
@@ -377,7 +401,7 @@ class LabellingApp:
             items = load_items(source, self.limit, self.queue_path)
             if self.predictor is not None:
                 suggest(items, self.predictor, self.model_name)
-            self.saved = self._labels_so_far()
+            self._read_round_labels()
         except (DataError, OSError, ValueError) as err:
             self._status(f"Could not load {source!r}: {err}", error=True)
             return 0
@@ -386,31 +410,49 @@ class LabellingApp:
         self.skipped = set()
         self.position = -1
         self._advance()
-        done = sum(item.post_id in self.saved for item in items)
+        done = sum(self.previous(item) is not None for item in items)
         self._status(
-            f"Loaded {len(items)} posts from {html.escape(source)}"
+            f"Loaded {len(items)} posts from {source}"
             + (f"; {done} already labelled by you" if done else "")
             + "."
         )
         return len(items)
 
-    def _labels_so_far(self) -> dict[str, Post]:
-        """This reviewer's latest label per post, from every round file beside ``round_file``."""
-        from socialcare.label_store import round_files
-
+    def _read_round_labels(self) -> None:
+        """Labels already in the round files beside ``round_file``: this reviewer's latest
+        per post (to resume and to pre-fill), and every post's text (to refuse what
+        ``socialcare validate`` would: a near-copy of another post, an id reused)."""
         files = set(round_files(self.round_file.parent))
         if self.round_file.exists():
             files.add(self.round_file)
-        name = self.annotator
-        if not files or not name:
-            return {}
-        return {p.id: p for p in latest_labels(sorted(files)) if p.annotator == name}
+        labels = latest_labels(sorted(files)) if files else []
+        self.saved = {p.id: p for p in labels if self.annotator and p.annotator == self.annotator}
+        self._texts = {p.id: p.text for p in labels}
+        self._ids_by_key = {duplicate_key(p.text): p.id for p in labels}
+
+    def _conflict(self, item: Item) -> str | None:
+        """Why labelling this post would break the round's validation, or None."""
+        text = self._texts.get(item.post_id)
+        if text is not None and text != item.text:
+            return (
+                f"id: {item.post_id!r} already names another text in the labelled rounds; "
+                "this post needs its own id in the source"
+            )
+        other = self._ids_by_key.get(duplicate_key(item.text))
+        if other is not None and other != item.post_id:
+            return f"text: a copy of post {other!r}, already labelled; skip this one"
+        return None
 
     # -- navigation -----------------------------------------------------------------------
 
     @property
     def annotator(self) -> str:
         return self.name_box.value.strip()
+
+    def previous(self, item: Item) -> Post | None:
+        """This reviewer's latest saved label of this post (same id and text), if any."""
+        record = self.saved.get(item.post_id)
+        return record if record is not None and record.text == item.text else None
 
     @property
     def current(self) -> Item | None:
@@ -444,13 +486,13 @@ class LabellingApp:
         item = self.current
         if item is not None:
             self.skipped.add(item.post_id)
-            self._status(f"Skipped {html.escape(item.post_id)}.")
+            self._status(f"Skipped {item.post_id}.")
         return self._advance()
 
     def _advance(self) -> Item | None:
         # Forward to the next post this reviewer has not saved (resuming skips done ones).
         position = self.position + 1
-        while position < len(self.order) and self.items[self.order[position]].post_id in self.saved:
+        while position < len(self.order) and self.previous(self.items[self.order[position]]):
             position += 1
         return self.select(position)
 
@@ -489,6 +531,10 @@ class LabellingApp:
         if item is None:
             self._status("Nothing to save: no post on screen.", error=True)
             return None
+        conflict = self._conflict(item)
+        if conflict is not None:
+            self._status(conflict, error=True)
+            return None
         labels, sentiment, lang = self.form()
         if sentiment is None:
             self._status("sentiment: choose one (the guide asks for exactly one).", error=True)
@@ -500,9 +546,11 @@ class LabellingApp:
         except ValueError as err:
             self._status(_problem_text(err), error=True)
             return None
-        correction = item.post_id in self.saved
+        correction = self.previous(item) is not None
         append_label(self.round_file, record)  # returns once the line is on disk
         self.saved[item.post_id] = record
+        self._texts[item.post_id] = item.text
+        self._ids_by_key[duplicate_key(item.text)] = item.post_id
         self.skipped.discard(item.post_id)
         if item.queue_id is not None:
             from socialcare.review_queue import ReviewQueue
@@ -512,17 +560,15 @@ class LabellingApp:
             ReviewQueue(self.queue_path).mark_done([item.queue_id])
         self._advance()
         self._status(
-            f"{'Corrected' if correction else 'Saved'} {html.escape(item.post_id)} "
-            f"to {html.escape(str(self.round_file))}."
+            f"{'Corrected' if correction else 'Saved'} {item.post_id} to {self.round_file}."
         )
         return record
 
     def summary(self) -> str:
         """Progress in words: saved, skipped, to go."""
-        ids = [item.post_id for item in self.items]
-        saved = sum(i in self.saved for i in ids)
-        skipped = sum(i in self.skipped for i in ids)
-        return f"{saved} labelled, {skipped} skipped, {len(ids) - saved - skipped} to go"
+        saved = sum(self.previous(item) is not None for item in self.items)
+        skipped = sum(item.post_id in self.skipped for item in self.items)
+        return f"{saved} labelled, {skipped} skipped, {len(self.items) - saved - skipped} to go"
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -537,7 +583,7 @@ class LabellingApp:
             for name in SENTIMENTS
         ]
         self.sentiment_buttons.options = options  # resets the value: set it below
-        previous = self.saved.get(item.post_id)
+        previous = self.previous(item)
         if previous is not None:  # what this reviewer saved last time comes first
             self.fill(previous.labels or [], lang=previous.lang)
             self.sentiment_buttons.value = previous.sentiment
@@ -557,7 +603,7 @@ class LabellingApp:
         if item.lang and item.lang not in LANGS:
             meta.append("<b>not sv/it: skip it unless it is really sv or it</b>")
         if item.uncertainty is not None:
-            meta.append(f"uncertainty {item.uncertainty:.2f}")
+            meta.append(f"uncertainty {item.uncertainty:.2f} ({item.uncertain_about})")
         if item.suggestion is not None and item.suggestion.model:
             meta.append(f"suggested by {html.escape(item.suggestion.model)}")
         lines = [
@@ -568,6 +614,9 @@ class LabellingApp:
         if item.reasons:
             reasons = "; ".join(map(html.escape, item.reasons))
             lines.append(f"<div style='color:#a60;font-size:12px'>queued: {reasons}</div>")
+        conflict = self._conflict(item)
+        if conflict is not None:
+            lines.append(f"<div style='color:#c00;font-size:12px'>{html.escape(conflict)}</div>")
         if previous is not None:
             lines.append(
                 "<div style='color:#2a7;font-size:12px'>You labelled this post at "
@@ -598,6 +647,7 @@ class LabellingApp:
             control.disabled = not enabled
 
     def _status(self, message: str, error: bool = False) -> None:
+        """Show a plain-text message under the buttons (kept in ``status`` for tests, logs)."""
+        self.status = message
         colour = "#c00" if error else "#333"
-        self.status_html.value = f"<span style='color:{colour}'>{message}</span>"
-        self.status = message  # the same message as plain text, for tests and logs
+        self.status_html.value = f"<span style='color:{colour}'>{html.escape(message)}</span>"

@@ -1,5 +1,6 @@
 """The labelling widget's logic (no browser), its sources, and the notebook run headless."""
 
+import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,29 @@ def test_a_post_of_unknown_language_needs_the_reviewer_to_choose_it(tmp_path):
     assert app.save_button.disabled
 
 
+def test_what_validate_would_refuse_is_refused_at_save(tmp_path, capsys):
+    from socialcare.cli import main
+
+    source = tmp_path / "posts.csv"
+    source.write_text(
+        "id,text,lang\n"
+        "a,Sex veckor utan besked om skadan!,sv\n"
+        "b,@user sex veckor utan besked om skadan,sv\n"  # the same post, copied
+        "a,Ett helt annat inlägg med samma id,sv\n",
+        encoding="utf-8",
+    )
+    app = LabellingApp(tmp_path / "round-001.jsonl", "anna", source)
+    app.fill(["complaint"], "negative")
+    assert app.save() is not None
+    assert "a copy of post 'a', already labelled" in html.unescape(app.post_html.value)
+    app.fill(["complaint"], "negative")
+    assert app.save() is None and "text: a copy of post 'a'" in app.status
+    app.skip()
+    app.fill([], "neutral")
+    assert app.save() is None and "id: 'a' already names another text" in app.status
+    assert main(["validate", str(app.round_file)]) == 0, capsys.readouterr().out
+
+
 def test_a_reviewer_resumes_where_they_stopped_and_others_start_afresh(tmp_path):
     app = app_for(tmp_path)
     for _ in range(2):
@@ -185,6 +209,9 @@ def test_suggestions_are_pre_filled_with_probabilities_in_uncertainty_order(
     assert uncertainties[0] == max(uncertainties)  # the most uncertain post first
 
     shown = app.order[0]
+    # The reviewer sees why the post came first: its least certain decision.
+    about = app.items[shown].uncertain_about
+    assert f"uncertainty {uncertainties[0]:.2f} ({about})" in html.unescape(app.post_html.value)
     expected = predictions.record(shown)
     labels, sentiment, _ = app.form()
     assert labels == expected["labels"] and sentiment == expected["sentiment"]["label"]
