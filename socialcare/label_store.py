@@ -192,14 +192,14 @@ def _round_order(path: Path) -> tuple[int, str]:
     return (int(match.group(1)) if match else 0, str(path))
 
 
-def read_labels(paths_: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[Post]:
+def read_labels(sources: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[Post]:
     """Every label record of the given files/folders, in append order.
 
     Files are read by round number (round-002 after round-001, so a later round's
     correction comes later), each in line order. Raises records.DataError naming
     ``file:line: field`` for any broken record; nothing is skipped.
     """
-    files, problems = jsonl_files(paths_)
+    files, problems = jsonl_files(sources)
     files.sort(key=_round_order)
     for path in files:
         if _has_torn_tail(path):
@@ -217,7 +217,7 @@ def read_labels(paths_: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[Po
     return load_posts(files)
 
 
-def latest_labels(paths_: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[Post]:
+def latest_labels(sources: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[Post]:
     """One record per (post id, annotator): the last one appended, so corrections win.
 
     "Last" is append order (see ``read_labels``), not ``labelled_at``: the lock makes file
@@ -225,7 +225,7 @@ def latest_labels(paths_: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[
     the order each (post, annotator) was first labelled.
     """
     latest: dict[tuple[str, str | None], Post] = {}
-    for record in read_labels(paths_):
+    for record in read_labels(sources):
         latest[(record.id, record.annotator)] = record  # an existing key keeps its position
     return list(latest.values())
 
