@@ -10,6 +10,7 @@ from socialcare.options import add_options, config_defaults, option, parse_optio
 from socialcare.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
+from serving.commands import ServeOptions, run_serve
 from training.predict import PredictOptions, run_predict
 from training.promote import PromoteOptions, run_promote
 
@@ -30,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "models": Command(training_commands.ModelsOptions, training_commands.run_models),
     "predict": Command(PredictOptions, run_predict),
     "promote": Command(PromoteOptions, run_promote),
+    "serve": Command(ServeOptions, run_serve),
 }
 
 

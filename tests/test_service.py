@@ -1,0 +1,295 @@
+"""The prediction service: in-process through `to_asgi()`, and once over real HTTP."""
+
+import importlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from socialcare import paths
+from socialcare.labels import INTENTS, SENTIMENTS
+
+ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
+
+
+@pytest.fixture(scope="module")
+def served_model(tmp_path_factory) -> str:
+    """A baseline trained on the seed data (seconds) and registered; returns its tag."""
+    from socialcare.registry import list_models
+    from training.config import TrainOptions
+    from training.train import run_train
+
+    output = tmp_path_factory.mktemp("served-model")
+    assert run_train(TrainOptions(kind="baseline", output=output)) == 0
+    return str(list_models()[0].tag)
+
+
+@pytest.fixture(scope="module")
+def service(served_model, tmp_path_factory):
+    """The service module, configured for a temp review queue and that model."""
+    queue = tmp_path_factory.mktemp("var") / "review.sqlite"
+    saved = dict(os.environ)
+    os.environ.update(SOCIALCARE_MODEL=served_model, SOCIALCARE_REVIEW_QUEUE=str(queue))
+    try:
+        module = importlib.reload(importlib.import_module("serving.service"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return module
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with TestClient(service.SocialCare.to_asgi()) as test_client:
+        yield test_client
+
+
+def predict(client, *posts, **body):
+    return client.post("/predict", json={"posts": list(posts), **body})
+
+
+def test_contract_in_input_order(client, served_model):
+    posts = [
+        {"text": "Jag har väntat tre veckor på besked om min skada, helt oacceptabelt!",
+         "id": "sv-1", "lang": "sv", "created_at": "2026-11-20T10:00:00Z",
+         "channel": "facebook", "parent_text": "Hej!"},
+        {"text": "Grazie mille, servizio impeccabile e velocissimo!", "id": "it-1"},
+        {"text": "Hur gör jag för att byta betalningsdag?"},
+    ]  # fmt: skip
+    response = predict(client, *posts)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == served_model
+    assert body["policy_version"]
+    predictions = body["predictions"]
+    assert [p["id"] for p in predictions] == ["sv-1", "it-1", None]
+    for prediction in predictions:
+        assert set(prediction["intents"]) == set(INTENTS)
+        assert all(0.0 <= p <= 1.0 for p in prediction["intents"].values())
+        assert set(prediction["labels"]) <= set(INTENTS)
+        scores = prediction["sentiment"]["scores"]
+        assert set(scores) == set(SENTIMENTS)
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction["sentiment"]["label"] == max(scores, key=scores.get)
+        assert prediction["action"]["type"] in {
+            "respond",
+            "respond_if_time",
+            "like",
+            "watch",
+            "none",
+        }
+        assert prediction["action"]["reason"]
+        assert prediction["needs_review"] == bool(prediction["review_reasons"])
+    first, second, third = predictions
+    assert first["lang"] == "sv"  # given
+    assert second["lang"] == "it"  # detected
+    assert third["lang"] == "sv"
+    assert "complaint" in first["labels"]
+    assert first["action"]["type"] == "respond"
+    # A complaint is due within the hour of its publication (shipped policy).
+    due = datetime.fromisoformat(first["action"]["due_by"])
+    assert due == datetime.fromisoformat("2026-11-20T11:00:00+00:00")
+
+
+def test_same_answer_alone_or_in_a_batch(client):
+    texts = ["Ni har fel, självrisken är inte 5000 kr!", "Ma che scherzo è questo? 😂"]
+    together = predict(client, *({"text": t} for t in texts)).json()["predictions"]
+    for text, expected in zip(texts, together, strict=True):
+        alone = predict(client, {"text": text}).json()["predictions"][0]
+        assert alone["labels"] == expected["labels"]
+        for name in INTENTS:
+            assert alone["intents"][name] == pytest.approx(expected["intents"][name], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😂😂😂👍",
+        "你们的理赔太慢了",
+        "شكرا على المساعدة",
+        "Hej\u0000 med\u0007 er\u202e",
+        "Hej! Grazie mille, ni är bäst 🙏",
+        "a",
+    ],
+)
+def test_odd_but_valid_text_is_classified(client, text):
+    response = predict(client, {"text": text})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1
+
+
+def test_other_language_is_flagged_and_queued_with_pii_masked(client, service):
+    from socialcare.review_queue import ReviewQueue
+
+    text = "Why has nobody answered my claim? Write to anna.berg@example.com or +46 70 123 45 67"
+    response = predict(client, {"text": text, "id": "en-1"})
+    prediction = response.json()["predictions"][0]
+    assert prediction["lang"] == "en"
+    assert prediction["needs_review"]
+    assert any(reason.startswith("language: en") for reason in prediction["review_reasons"])
+    queued = [
+        item for item in ReviewQueue(service.REVIEW_QUEUE).pending() if item.post_id == "en-1"
+    ]
+    assert len(queued) == 1
+    assert "anna.berg@example.com" not in queued[0].text
+    assert "123 45 67" not in queued[0].text
+    assert queued[0].prediction["labels"] == prediction["labels"]
+
+
+LONG = "x" * 5001
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"posts": [{"id": "no-text"}]}, ["posts", 0, "text"]),
+        ({"posts": [{"text": ""}]}, ["posts", 0, "text"]),
+        ({"posts": [{"text": "   \n\t "}]}, ["posts", 0, "text"]),
+        ({"posts": [{"text": 5}]}, ["posts", 0, "text"]),
+        ({"posts": [{"text": "ok", "lang": 3}]}, ["posts", 0, "lang"]),
+        ({"posts": [{"text": "ok"}, {"text": None}]}, ["posts", 1, "text"]),
+        ({"posts": [{"text": "ok", "created_at": "yesterday"}]}, ["posts", 0, "created_at"]),
+        ({"posts": [{"text": "ok", "created_at": "2026-13-45T10:00:00Z"}]},
+         ["posts", 0, "created_at"]),
+        ({"posts": [{"text": LONG}]}, ["posts", 0, "text"]),
+        ({"posts": [{"text": "ok"}] * 257}, ["posts"]),
+        ({"posts": []}, ["posts"]),
+        ({"posts": "hello"}, ["posts"]),
+        ({"post": [{"text": "ok"}]}, ["posts"]),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_400_naming_the_field(client, body, field):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400, response.text
+    locations = [error["loc"] for error in response.json()["detail"]]
+    assert field in locations
+    assert LONG not in response.text  # inputs are never echoed back
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"posts": [{"text": "ok"}', b"not json", b"", b'[{"text": "ok"}]']
+)
+def test_broken_json_is_a_400(client, raw):
+    response = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+def test_post_text_never_reaches_the_logs(client, caplog):
+    marker = "Hemligt-7f3a9 personligt innehåll"
+    with caplog.at_level(logging.DEBUG):
+        predict(client, {"text": marker})
+        predict(client, {"text": marker, "created_at": "not a date"})
+        predict(client, {"text": marker + "x" * 5000})
+    assert "Hemligt-7f3a9" not in caplog.text
+
+
+def test_health_and_docs(client):
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    spec = client.get("/docs.json").json()
+    assert "/predict" in spec["paths"]
+    assert client.get("/").status_code == 200
+
+
+def test_client_against_in_process_service(client, service):
+    """The typed client speaks the same contract (ASGI transport, no network)."""
+    from serving.client import ServiceError, SocialCareClient
+
+    transport = _WsgiLikeTransport(client)
+    with SocialCareClient("http://testserver", transport=transport, posts_per_request=2) as api:
+        predictions = api.predict(["Varför svarar ingen?", {"text": "Bravi!", "id": "b"}, "Ok"])
+        assert [p.id for p in predictions] == [None, "b", None]
+        with pytest.raises(ServiceError) as refused:
+            api.predict_batch([_unchecked_post("   ")])
+        assert refused.value.status == 400
+
+
+def _unchecked_post(text: str):
+    from serving.api import ApiPost
+
+    return ApiPost.model_construct(text=text)
+
+
+class _WsgiLikeTransport:
+    """An httpx transport that forwards requests to the in-process TestClient."""
+
+    def __init__(self, test_client: TestClient):
+        self._client = test_client
+
+    def handle_request(self, request):
+        import httpx
+
+        response = self._client.request(
+            request.method, request.url.path, content=request.read(), headers=request.headers
+        )
+        return httpx.Response(response.status_code, content=response.content,
+                              headers=response.headers)  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_real_http_serve_and_client(served_model, tmp_path):
+    """`socialcare serve` on a free port, /readyz, then /predict through the client."""
+    from serving.client import SocialCareClient
+
+    port = _free_port()
+    env = dict(os.environ, SOCIALCARE_VAR=str(tmp_path))
+    queue = tmp_path / "queue.sqlite"
+    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port),
+               "--model", served_model, "--review-queue", str(queue)]  # fmt: skip
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with SocialCareClient(f"http://127.0.0.1:{port}", timeout=30) as api:
+            api.wait_until_ready(timeout=180)
+            predictions = api.predict(
+                [{"text": "Varför har ingen svarat på min skadeanmälan?", "id": "q"}]
+            )
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert predictions[0].id == "q"
+        assert predictions[0].lang == "sv"
+        assert metrics.status_code == 200
+        assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    assert "skadeanmälan" not in (tmp_path / "serve.log").read_text()
+
+
+def test_bad_policy_fails_at_start_with_a_clear_message(served_model, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules: [\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "socialcare.cli", "serve", "--model", served_model,
+         "--policy", str(policy)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert str(policy) in result.stderr
+
+
+def test_review_reasons_besides_uncertainty(service):
+    assert service.other_review_reasons("it", True) == [
+        "truncated: the text is longer than the model reads"
+    ]
+    assert service.other_review_reasons("de", False)[0].startswith("language: de")
+    assert service.other_review_reasons(None, False) == []  # undetermined: not a reason
+
+
+def test_policy_file_path_is_the_shipped_one_by_default(service):
+    assert Path(service.POLICY_FILE) == paths.POLICY_FILE
