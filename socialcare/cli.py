@@ -5,12 +5,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from serving.commands import ServeOptions, run_serve
 from socialcare import data_commands as data
 from socialcare.options import add_options, config_defaults, option, parse_options
 from socialcare.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
-from serving.commands import ServeOptions, run_serve
 from training.predict import PredictOptions, run_predict
 from training.promote import PromoteOptions, run_promote
 
@@ -38,14 +38,18 @@ COMMANDS: dict[str, Command] = {
 @dataclass
 class RunOptions:
     """The main job: validate the shipped data, train and register the baseline and the
-    default fine-tuned model unless they are registered already, and compare their scores."""
+    default fine-tuned model unless they are registered already, compare their scores,
+    promote the fine-tuned model if there is no production model yet, and serve it."""
 
     retrain: bool = option(False, help="train again even if models are registered")
+    serve: bool = option(True, help="end by serving the production model (--no-serve: stop)")
+    port: int = option(3000, help="port of the service")
 
 
 def run_main_job(opts: RunOptions) -> int:
     from socialcare import paths
-    from socialcare.registry import list_models
+    from socialcare.registry import list_models, production_model
+    from training.promote import PromoteOptions, run_promote
 
     print("== validate data/")
     if data.run_validate(data.ValidateOptions(paths=[paths.DATA_DIR])) != 0:
@@ -61,7 +65,21 @@ def run_main_job(opts: RunOptions) -> int:
         else:
             print(f"\n== {kind}: already registered (--retrain to train again)")
     print("\n== registered models")
-    return training_commands.run_models(training_commands.ModelsOptions())
+    training_commands.run_models(training_commands.ModelsOptions())
+    if production_model() is None:
+        finetuned = next(m for m in list_models() if m.info.labels.get("kind") == "finetune")
+        print(f"\n== promote {finetuned.tag} (no production model yet)")
+        if run_promote(PromoteOptions(candidate=str(finetuned.tag))) != 0:
+            return 1
+    if not opts.serve:
+        return 0
+    print(
+        f"\n== serve on http://127.0.0.1:{opts.port} (Ctrl-C stops it); from another shell:\n"
+        f"curl -s -X POST http://127.0.0.1:{opts.port}/predict "
+        "-H 'Content-Type: application/json' \\\n"
+        """  -d '{"posts": [{"text": "Varför har ingen svarat på min skadeanmälan?"}]}'\n"""
+    )
+    return run_serve(ServeOptions(port=opts.port))
 
 
 COMMANDS["run"] = Command(RunOptions, run_main_job)
