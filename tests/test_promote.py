@@ -1,0 +1,186 @@
+"""Retraining with labelled rounds and the promotion gate (socialcare promote)."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from socialcare import paths, registry
+from socialcare.cli import main
+from socialcare.label_store import append_label, make_label, round_path
+from socialcare.labels import INTENTS
+from socialcare.records import load_posts, write_posts
+from training.config import TrainOptions
+from training.promote import compare, gate_scores
+
+
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory) -> Path:
+    """Two reviewers' rounds: new posts, a correction, and a relabelled test post."""
+    directory = tmp_path_factory.mktemp("labelled")
+    test_post = load_posts([paths.seed_split("test")])[0]
+
+    def save(number, post_id, text, labels, sentiment, annotator):
+        record = make_label(post_id, text, "sv", labels, sentiment, annotator, "review-queue")
+        append_label(round_path(number, directory), record)
+
+    text = "Tack för snabb hjälp med vattenskadan, men när kommer pengarna?"
+    save(1, "live-1", text, ["praise"], "positive", "anna")
+    save(1, "live-1", text, ["praise", "question"], "positive", "bo")
+    save(2, "live-1", text, ["praise", "question"], "positive", "anna")  # anna's correction
+    save(2, test_post.id, test_post.text, ["complaint"], "negative", "anna")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, rounds) -> dict[str, Path]:
+    """A baseline trained on all the training data (and the rounds), one on a tenth of it."""
+    root = tmp_path_factory.mktemp("promote-models")
+    tenth = root / "train-tenth.jsonl"
+    write_posts(tenth, load_posts([paths.seed_split("train")])[::10])
+    common = ["train", "--kind", "baseline", "--no-register"]
+    strong = ["--output", str(root / "strong"), "--labelled-dir", str(rounds)]
+    weak = ["--output", str(root / "weak"), "--train", str(tenth), "--no-labelled-rounds"]
+    assert main([*common, *strong]) == 0
+    assert main([*common, *weak]) == 0
+    return {"strong": root / "strong", "weak": root / "weak"}
+
+
+def register(directory: Path, name: str) -> str:
+    """Register a trained model directory as `socialcare train` does."""
+    info = json.loads((directory / "socialcare.json").read_text())
+    return registry.register(
+        directory, {"kind": "baseline", "stage": "candidate"}, info["provenance"], name=name
+    )
+
+
+def stage(tag: str) -> str:
+    return registry.get_model(tag).info.labels["stage"]
+
+
+def log_entries(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_training_takes_the_latest_label_per_post_and_annotator(rounds):
+    opts = TrainOptions(labelled_dir=rounds)
+    files = opts.train_files()
+    assert files == [paths.seed_split("train"), round_path(1, rounds), round_path(2, rounds)]
+    posts = opts.train_posts()
+    live = [p for p in posts if p.id == "live-1"]
+    assert sorted((p.annotator, tuple(p.labels)) for p in live) == [
+        ("anna", ("praise", "question")),  # the correction replaced her first label
+        ("bo", ("praise", "question")),
+    ]
+    # The relabelled test post stays out of training; the seed training posts are all in.
+    test_ids = {p.id for p in load_posts([paths.seed_split("test")])}
+    assert not test_ids & {p.id for p in posts}
+    assert len(posts) == len(load_posts([paths.seed_split("train")])) + 2
+
+    without = TrainOptions(labelled_dir=rounds, labelled_rounds=False)
+    assert without.train_files() == [paths.seed_split("train")]
+    assert "live-1" not in {p.id for p in without.train_posts()}
+
+
+def test_a_trained_model_records_the_rounds_it_learnt_from(models, rounds):
+    info = json.loads((models["strong"] / "socialcare.json").read_text())
+    assert str(round_path(2, rounds)) in info["provenance"]["train_files"]
+    assert info["provenance"]["options"]["labelled_rounds"] is True
+
+
+def test_promotes_a_better_model_and_archives_the_old_one(models, tmp_path, capsys):
+    log = tmp_path / "promotions.jsonl"
+    weak = register(models["weak"], "gate-better")
+    strong = register(models["strong"], "gate-better")
+
+    # No model in production yet: the first candidate goes in without a comparison.
+    assert main(["promote", weak, "--log", str(log)]) == 0
+    assert stage(weak) == "production"
+    assert main(["promote", strong, "--log", str(log)]) == 0
+    assert (stage(strong), stage(weak)) == ("production", "archived")
+    assert f"{strong} is now production; {weak} archived" in capsys.readouterr().out
+
+    first, second = log_entries(log)
+    assert (first["decision"], first["reference"], first["checks"]) == ("promoted", None, [])
+    assert second["decision"] == "promoted" and second["reference"] == weak
+    assert second["archived"] == weak
+    assert {c["score"] for c in second["checks"]} == set(second["candidate_scores"])
+    assert all(c["passed"] and c["drop"] < 0 for c in second["checks"])  # better everywhere
+    assert second["data"] == [str(paths.seed_split("test"))]
+    stored = registry.get_model(strong).info.metadata["promotion"]
+    assert stored["decision"] == "promoted" and stored["reference"] == weak
+
+
+def test_refuses_a_worse_model_and_says_which_scores(models, tmp_path, capsys):
+    log = tmp_path / "promotions.jsonl"
+    strong = register(models["strong"], "gate-worse")
+    weak = register(models["weak"], "gate-worse")
+    assert main(["promote", strong, "--log", str(log)]) == 0
+    capsys.readouterr()
+
+    assert main(["promote", weak, "--log", str(log), "--tolerance", "2.5"]) == 1
+    out = capsys.readouterr().out
+    assert (stage(strong), stage(weak)) == ("production", "candidate")
+    refused = log_entries(log)[-1]
+    assert refused["decision"] == "refused" and refused["tolerance_points"] == 2.5
+    worse = [c for c in refused["checks"] if not c["passed"]]
+    assert worse and all(c["drop"] > 2.5 for c in worse)
+    for check in worse:
+        assert check["score"] in refused["reason"]
+        assert check["drop"] == pytest.approx(100 * (check["reference"] - check["candidate"]))
+    assert f"refused: {weak}" in out
+    assert registry.get_model(weak).info.metadata["promotion"]["decision"] == "refused"
+
+
+def test_default_model_is_production_else_newest_and_says_which(models, caplog):
+    older = register(models["weak"], "gate-default")
+    newer = register(models["weak"], "gate-default")
+    with caplog.at_level(logging.INFO, logger="socialcare.registry"):
+        assert str(registry.get_model(None, "gate-default").tag) == newer
+        assert "no gate-default model is in production" in caplog.text
+        registry.mark_production(older)
+        caplog.clear()
+        assert str(registry.get_model(None, "gate-default").tag) == older
+        assert f"using the production model {older}" in caplog.text
+    assert registry.model_path(None, "gate-default")[0] == older
+
+
+def test_promote_refuses_data_the_models_learnt_from(models, capsys):
+    candidate = register(models["strong"], "gate-data")
+    validation = str(paths.seed_split("validation"))
+    assert main(["promote", candidate, "--data", validation]) == 1
+    assert "trained or calibrated on" in capsys.readouterr().err
+    assert stage(candidate) == "candidate"
+
+
+def _metrics(value: float, n: int = 100, sv_sentiment: float | None = 0.7) -> dict:
+    def subset(sentiment):
+        return {
+            "intents": {intent: {"f1": value} for intent in INTENTS},
+            "intent_macro_f1": value,
+            "sentiment": {"macro_f1": sentiment},
+        }
+
+    return {"n_posts": n, "overall": subset(0.7), "by_lang": {"sv": subset(sv_sentiment)}}
+
+
+def test_gate_tolerance_is_in_f1_points_and_unscored_subsets_do_not_block():
+    reference = _metrics(0.80)
+    names = set(gate_scores(reference))
+    assert names == {f"intent F1 {i}" for i in INTENTS} | {
+        f"{head} macro-F1 {lang}" for head in ("intent", "sentiment") for lang in ("all", "sv")
+    }
+    at_limit = compare(_metrics(0.79), reference, tolerance=1.0)
+    assert all(c.passed for c in at_limit)
+    assert {round(c.drop, 6) for c in at_limit if c.score.startswith("intent")} == {1.0}
+    beyond = compare(_metrics(0.789), reference, tolerance=1.0)
+    assert {c.score for c in beyond if not c.passed} == names - {
+        "sentiment macro-F1 all",
+        "sentiment macro-F1 sv",
+    }
+    unscored = compare(_metrics(0.80, sv_sentiment=None), reference, tolerance=1.0)
+    check = next(c for c in unscored if c.score == "sentiment macro-F1 sv")
+    assert check.passed and check.drop is None
+    with pytest.raises(ValueError, match="different data"):
+        compare(_metrics(0.8, n=99), reference, tolerance=1.0)
