@@ -7,6 +7,8 @@ worst mistakes with their texts, and a side-by-side comparison of two models on 
 scores.
 """
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,5 +253,8 @@ def example_models(workdir: Path) -> tuple[Path, Path]:
                 register=False,
                 labelled_rounds=False,
             )
-            run_train(options)
+            # The training log (two score tables) would bury the notebook's first cell.
+            with contextlib.redirect_stdout(io.StringIO()):
+                run_train(options)
+            print(f"trained the example model {directory}")
     return full, small
