@@ -55,6 +55,9 @@ def agreement_frame(annotations: Sequence[Post]) -> pd.DataFrame:
     langs = [lang for lang in LANGS if any(p.lang == lang for p in annotations)]
     for lang in ["all", *langs]:
         subset = [p for p in annotations if lang in ("all", p.lang)]
+        ids = Counter(p.id for p in subset)
+        if lang != "all" and max(ids.values()) < 2:
+            continue  # nobody labelled a post of this language twice: nothing to measure
         for row in group_agreement(subset):
             rows.append(
                 {

@@ -100,6 +100,12 @@ def test_agreement_frame_has_every_label_overall_and_per_language():
     assert len(frame[frame["lang"] == "all"]) == 6  # five intents and sentiment
 
 
+def test_a_language_without_double_labels_is_left_out_of_the_table():
+    single_sv = [note("s1", "a", [], "neutral", lang="sv")]
+    frame = agreement_frame(TOY + single_sv)
+    assert set(frame["lang"]) == {"all", "it"}
+
+
 def test_a_corrected_label_counts_once_with_its_latest_value(tmp_path):
     def save(round_no, post_id, annotator, labels, sentiment):
         record = make_label(

@@ -93,6 +93,10 @@ class EvaluateOptions:
     """Score a registered model (or a model directory) on labelled posts: per intent,
     per language, sentiment, calibration. Writes metrics.json, plots and a model card."""
 
-    model: str | None = option(None, help="registered tag, or a model directory (default: latest)")
+    model: str | None = option(
+        None,
+        help="registered tag, or a model directory (default: the production model, else the "
+        "newest)",
+    )
     data: list[Path] = option([paths.seed_split("test")], help="labelled JSONL files or folders")
     output: Path | None = option(None, help="report folder (default: artifacts/evaluations/<tag>)")

@@ -7,6 +7,7 @@ Every decision, either way, is appended with its numbers to ``artifacts/promotio
 and stored in the candidate's registry metadata.
 """
 
+import fcntl
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -125,12 +126,20 @@ def _format_checks(checks: list[Check], reference_tag: str) -> str:
 
 
 def _append(log: Path, entry: dict) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
 def run_promote(opts: PromoteOptions) -> int:
+    opts.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(opts.log.with_name(opts.log.name + ".lock"), "w") as lock:
+        # Two promotions at once would each compare with the same production model and could
+        # both go in; promotions recorded in one log take turns.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _promote(opts)
+
+
+def _promote(opts: PromoteOptions) -> int:
     candidate = get_model(opts.candidate)
     if opts.against is not None:
         reference = get_model(opts.against)
