@@ -104,6 +104,36 @@ def finetune_config(dataset: str) -> Path:
     return CONFIG_DIR / f"finetune_{dataset}.json"
 
 
+def sentiment_only_selection() -> None:
+    """Let the fine-tuner pick its best epoch on a validation set without intent labels.
+
+    `training.finetune.selection_metrics` scores the intent head on the validation posts
+    that carry intent labels; a public corpus has none, and scikit-learn refuses the
+    empty arrays (ValueError). Until the pipeline handles that itself, this wrapper
+    scores sentiment alone in that case (epochs are then chosen on validation sentiment
+    macro-F1) and changes nothing for data with intent labels.
+    """
+    from training import finetune
+
+    original = finetune.selection_metrics
+    if getattr(original, "sentiment_only_fallback", False):
+        return
+
+    def selection_metrics(eval_prediction) -> dict[str, float]:
+        _, intent_mask, sentiment_labels = eval_prediction.label_ids
+        if intent_mask.any():
+            return original(eval_prediction)
+        sentiment_logits = eval_prediction.predictions[1]
+        has_sentiment = sentiment_labels >= 0
+        sentiment = macro_f1(
+            sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
+        )
+        return {"sentiment_macro_f1": sentiment / 100, "selection_score": sentiment / 100}
+
+    selection_metrics.sentiment_only_fallback = True
+    finetune.selection_metrics = selection_metrics
+
+
 def train_with_pipeline(
     dataset: str, kind: str, seed: int, data_dir: Path, overrides: dict | None = None
 ) -> Run:
@@ -115,6 +145,7 @@ def train_with_pipeline(
 
     options = config_defaults(TrainOptions, finetune_config(dataset)) if kind == "finetune" else {}
     options.update(overrides or {})
+    sentiment_only_selection()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"public-{dataset}-{kind}-") as tmp:
         output = Path(tmp) / "model"
