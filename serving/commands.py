@@ -41,8 +41,6 @@ def service_environment(opts: ServeOptions) -> dict[str, str]:
         "SOCIALCARE_MAX_POSTS": str(opts.max_posts),
         "SOCIALCARE_MAX_TEXT_CHARS": str(opts.max_text_chars),
     }
-    if opts.model:
-        env["SOCIALCARE_MODEL"] = opts.model
     return env
 
 
@@ -57,8 +55,9 @@ def run_serve(opts: ServeOptions) -> int:
     command = [
         sys.executable, "-m", "bentoml", "serve", "serving.service:SocialCare",
         "--working-dir", str(paths.REPO_ROOT), "--host", opts.host, "--port", str(opts.port),
+        "--arg", f"model={tag}",
     ]  # fmt: skip
-    env = {**os.environ, **service_environment(opts), "SOCIALCARE_MODEL": tag}
+    env = {**os.environ, **service_environment(opts)}
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:

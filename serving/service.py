@@ -7,8 +7,9 @@ Two BentoML services in one Bento:
   the review queue. It calls ``Classifier`` and never touches the model itself, so the
   model process does nothing but inference.
 
-Configuration comes from the environment, set by `socialcare serve` (or by the Bento's
-runtime): SOCIALCARE_MODEL (tag; default the production model, else the newest),
+The model is a BentoML argument (`--arg model=TAG` to `bentoml serve` or `bentoml build`;
+a built Bento keeps it), by default the production model, else the newest. Run-time
+settings come from the environment, set by `socialcare serve` or the container:
 SOCIALCARE_POLICY, SOCIALCARE_REVIEW_QUEUE, SOCIALCARE_MAX_POSTS, SOCIALCARE_MAX_TEXT_CHARS.
 Post text is never logged.
 """
@@ -31,7 +32,12 @@ from socialcare.review_queue import ReviewItem, ReviewQueue
 
 logger = logging.getLogger("socialcare.service")
 
-MODEL_TAG, _ = registry.model_path(os.environ.get("SOCIALCARE_MODEL") or None)
+
+class ServiceArguments(BaseModel):
+    model: str | None = None  # registered tag; None: the production model, else the newest
+
+
+MODEL_TAG, _ = registry.model_path(bentoml.use_arguments(ServiceArguments).model)
 POLICY_FILE = Path(os.environ.get("SOCIALCARE_POLICY", paths.POLICY_FILE))
 REVIEW_QUEUE = Path(os.environ.get("SOCIALCARE_REVIEW_QUEUE", paths.REVIEW_QUEUE))
 # Adaptive batching: at most this many posts per model call (64 keeps one call near

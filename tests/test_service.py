@@ -34,12 +34,17 @@ def served_model(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def service(served_model, tmp_path_factory):
     """The service module, configured for a temp review queue and that model."""
+    # What `bentoml serve --arg model=TAG` does before importing the service.
+    from bentoml._internal.utils.args import set_arguments
+
     queue = tmp_path_factory.mktemp("var") / "review.sqlite"
     saved = dict(os.environ)
-    os.environ.update(SOCIALCARE_MODEL=served_model, SOCIALCARE_REVIEW_QUEUE=str(queue))
+    os.environ.update(SOCIALCARE_REVIEW_QUEUE=str(queue))
+    set_arguments({"model": served_model})
     try:
         module = importlib.reload(importlib.import_module("serving.service"))
     finally:
+        set_arguments({})
         os.environ.clear()
         os.environ.update(saved)
     return module
