@@ -138,6 +138,17 @@ class TokenBatcher:
         self.prefix = prefix
         self.max_length = max_length
 
+    @classmethod
+    def for_model(cls, directory: Path, info: dict) -> "TokenBatcher":
+        """The tokenisation a fine-tuned model directory was trained with (its socialcare.json)."""
+        from transformers import AutoTokenizer
+
+        return cls(
+            AutoTokenizer.from_pretrained(directory),
+            prefix=info.get("text_prefix", ""),
+            max_length=int(info.get("max_length", 256)),
+        )
+
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
         """Token ids of each text (prefix and special tokens added, truncated) and whether
         it was truncated."""
@@ -229,13 +240,7 @@ class Predictor:
         return runtime
 
     def _load_finetuned(self, threads: int | None) -> None:
-        from transformers import AutoTokenizer
-
-        self._tokens = TokenBatcher(
-            AutoTokenizer.from_pretrained(self.directory),
-            prefix=self.info.get("text_prefix", ""),
-            max_length=int(self.info.get("max_length", 256)),
-        )
+        self._tokens = TokenBatcher.for_model(self.directory, self.info)
         if self.runtime == TORCH:
             from socialcare.model import IntentSentimentModel
 

@@ -120,6 +120,15 @@ def run_train(opts: TrainOptions) -> int:
         )
         if labelled
     ]
+    parity = None
+    if opts.kind == "finetune":
+        # Export to ONNX and pick the runtime to serve (int8 when it keeps quality), so that
+        # calibration, thresholds and scores below are those of the served path.
+        from training.export import serve_exported
+
+        test = encode_posts(load_posts(opts.test)) if opts.test else None
+        info, parity = serve_exported(output, info, validation, test, opts)
+        print(f"served runtime: {info['runtime']}")
     predictor = calibrate(output, info, validation, opts)
 
     results = {"validation": score(predictor, opts.validation)}
@@ -140,11 +149,17 @@ def run_train(opts: TrainOptions) -> int:
             if k not in ("train", "validation", "test")
         },
         "decision": dataclasses.asdict(predictor.decision),
+        "runtime": predictor.runtime,
         "train_seconds": train_seconds,
         "trained_at": stamp,
     }
     write_info(output, dict(info, provenance=provenance), predictor.decision)
     write_report(output, f"{opts.name} ({opts.kind}, {stamp})", provenance, results)
+    if parity is not None:
+        from training.export import format_parity, record_parity
+
+        record_parity(output, parity)
+        print(f"\ntest macro-F1, torch fp32 vs served runtime:\n{format_parity(parity)}")
     for split, metrics in results.items():
         print(f"\n{split}:\n{format_scores(metrics)}")
     print(f"\nmodel directory: {output} (trained in {train_seconds} s)")

@@ -1,0 +1,222 @@
+"""ONNX export, int8, the predictor's runtimes and the served-runtime choice, on a tiny model."""
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from socialcare import paths
+from socialcare.model import IntentSentimentModel
+from socialcare.predictor import (
+    INFO_FILE,
+    ONNX_FILES,
+    ONNX_FP32,
+    ONNX_INT8,
+    TORCH,
+    Decision,
+    Predictor,
+    sigmoid,
+    write_info,
+)
+from socialcare.records import load_posts
+from training.encoding import encode_posts
+from training.export import (
+    PARITY_TOLERANCE,
+    choose_runtime,
+    export_onnx,
+    main,
+    record_parity,
+    serve_exported,
+)
+
+MAX_LENGTH = 24  # short, so that some seed posts are truncated
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_backbone, tmp_path_factory) -> tuple[Path, dict]:
+    """A fine-tuned-model directory (untrained heads on the tiny backbone), exported."""
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-finetuned")
+    model = IntentSentimentModel(AutoModel.from_pretrained(tiny_backbone, add_pooling_layer=False))
+    model.save(directory)
+    AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(directory)
+    info = {"kind": "finetune", "text_prefix": "query: ", "max_length": MAX_LENGTH}
+    write_info(directory, info, Decision())
+    return directory, export_onnx(directory)
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    posts = load_posts([paths.seed_split("validation")])
+    return [post.text for post in posts[::8]] + ["ok", "🙂"]
+
+
+def copy_model(directory: Path, target: Path, **info_changes) -> Path:
+    """A copy of the model directory with socialcare.json keys changed (None removes one)."""
+    shutil.copytree(directory, target)
+    info = json.loads((target / INFO_FILE).read_text())
+    info.update(info_changes)
+    info = {k: v for k, v in info.items() if v is not None}
+    (target / INFO_FILE).write_text(json.dumps(info))
+    return target
+
+
+def test_onnx_fp32_reproduces_torch_and_int8_stays_close(tiny_model, texts):
+    directory, record = tiny_model
+    assert all((directory / name).stat().st_size > 0 for name in ONNX_FILES.values())
+    assert record["checks"][ONNX_FP32]["max_abs_logit_diff"] < 1e-4
+    assert record["int8_quantization"]["quantised"] == "12 encoder MatMuls"  # 6 per layer
+
+    # Batches of 7 over 42 posts of many lengths: batch and sequence axes really are dynamic.
+    torch_intent, torch_sentiment = Predictor(directory, 7, runtime=TORCH).logits(texts)
+    onnx_intent, onnx_sentiment = Predictor(directory, 7, runtime=ONNX_FP32).logits(texts)
+    np.testing.assert_allclose(onnx_intent, torch_intent, atol=1e-4)
+    np.testing.assert_allclose(onnx_sentiment, torch_sentiment, atol=1e-4)
+
+    int8_intent, _ = Predictor(directory, 7, runtime=ONNX_INT8).logits(texts)
+    drift = np.abs(sigmoid(int8_intent) - sigmoid(torch_intent))
+    assert 0 < drift.max() < 0.05  # quantised (not a copy of fp32), yet close
+
+
+def test_int8_keeps_embeddings_and_heads_in_fp32(tiny_model):
+    import onnx
+
+    directory, _ = tiny_model
+    graph = onnx.load(str(directory / ONNX_FILES[ONNX_INT8])).graph
+    quantised = {node.name for node in graph.node if node.op_type == "MatMulInteger"}
+    assert quantised, "no MatMul was quantised"
+    assert not any("head" in name for name in quantised)
+    embeddings = [i for i in graph.initializer if "word_embeddings" in i.name]
+    assert embeddings and all(i.data_type == onnx.TensorProto.FLOAT for i in embeddings)
+
+
+def test_predictor_serves_the_recorded_runtime_else_onnx_fp32_else_torch(tiny_model, tmp_path):
+    directory, _ = tiny_model
+    assert Predictor(copy_model(directory, tmp_path / "a")).runtime == ONNX_FP32
+    recorded = copy_model(directory, tmp_path / "b", runtime=ONNX_INT8)
+    assert Predictor(recorded).runtime == ONNX_INT8
+    assert Predictor(recorded, runtime=TORCH).runtime == TORCH
+
+    bare = copy_model(directory, tmp_path / "c")
+    (bare / ONNX_FILES[ONNX_FP32]).unlink()
+    assert Predictor(bare).runtime == TORCH
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx: missing.*training\.export"):
+        Predictor(bare, runtime=ONNX_FP32)
+    with pytest.raises(ValueError, match="unknown 'tensorrt'; expected one of torch"):
+        Predictor(directory, runtime="tensorrt")
+
+
+def test_predictions_keep_input_order_and_flag_truncated_posts(tiny_model, texts):
+    from transformers import AutoTokenizer
+
+    directory, _ = tiny_model
+    predictor = Predictor(directory, batch_size=5)
+    together = predictor.predict(texts, ["sv"] * len(texts))
+    for i in (0, 7, 19, len(texts) - 1):  # each post alone: no sorting, no padding
+        alone = predictor.predict([texts[i]], ["sv"])
+        np.testing.assert_allclose(together.intent_prob[i], alone.intent_prob[0], atol=1e-5)
+        np.testing.assert_allclose(together.sentiment_prob[i], alone.sentiment_prob[0], atol=1e-5)
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    lengths = [len(tokenizer("query: " + text)["input_ids"]) for text in texts]
+    assert together.truncated.tolist() == [n > MAX_LENGTH for n in lengths]
+    assert 0 < together.truncated.sum() < len(texts)
+
+
+def test_tokens_match_transformers_and_batches_pad_to_their_longest(tiny_model, texts):
+    from transformers import AutoTokenizer
+
+    directory, _ = tiny_model
+    batcher = Predictor(directory)._tokens
+    ids, _ = batcher.encode(texts)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    expected = tokenizer(["query: " + t for t in texts], truncation=True, max_length=MAX_LENGTH)
+    assert ids == expected["input_ids"]
+
+    seen = []
+    for index, input_ids, attention_mask in batcher.batches(ids, batch_size=4):
+        lengths = [len(ids[i]) for i in index]
+        assert input_ids.shape == (len(index), max(lengths))  # dynamic padding
+        assert attention_mask.sum(axis=1).tolist() == lengths
+        seen.extend(index.tolist())
+    assert sorted(seen) == list(range(len(texts)))
+    assert [len(ids[i]) for i in seen] == sorted(len(row) for row in ids)  # length-sorted
+
+
+def test_concurrent_callers_get_the_same_predictions(tiny_model, texts):
+    directory, _ = tiny_model
+    predictor = Predictor(directory, runtime=ONNX_FP32)
+    expected = [predictor.predict([text]).intent_prob[0] for text in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda text: predictor.predict([text]).intent_prob[0], texts))
+    np.testing.assert_allclose(np.array(got), np.array(expected), atol=1e-6)
+
+
+def compared(int8_it_sentiment: float) -> dict:
+    """A runtime comparison where int8 differs from torch on Italian sentiment only."""
+
+    def scores(it_sentiment: float) -> dict:
+        return {
+            "validation": {
+                "overall": {"intent_macro_f1": 0.8, "sentiment_macro_f1": 0.8},
+                "sv": {"intent_macro_f1": 0.8, "sentiment_macro_f1": 0.8},
+                "it": {"intent_macro_f1": None, "sentiment_macro_f1": it_sentiment},
+            }
+        }
+
+    return {TORCH: scores(0.80), ONNX_FP32: scores(0.80), ONNX_INT8: scores(int8_it_sentiment)}
+
+
+def test_int8_is_served_only_within_half_a_point_per_language():
+    assert choose_runtime(compared(0.80 - PARITY_TOLERANCE + 1e-9)) == ONNX_INT8
+    assert choose_runtime(compared(0.80 - PARITY_TOLERANCE - 1e-3)) == ONNX_FP32
+    assert choose_runtime(compared(0.83)) == ONNX_INT8  # a gain is no loss
+
+
+def test_training_serves_a_runtime_chosen_on_validation(tiny_model, tmp_path):
+    from training.config import TrainOptions
+
+    directory = copy_model(tiny_model[0], tmp_path / "model")
+    for name in ONNX_FILES.values():
+        (directory / name).unlink()
+    validation = encode_posts(load_posts([paths.seed_split("validation")])[::4])
+    test = encode_posts(load_posts([paths.seed_split("test")])[::4])
+    info = json.loads((directory / INFO_FILE).read_text())
+    info, report = serve_exported(directory, info, validation, test, TrainOptions())
+
+    assert info["runtime"] in (ONNX_FP32, ONNX_INT8)
+    assert info["onnx"]["checks"][ONNX_FP32]["max_abs_logit_diff"] < 1e-4
+    drop = report["int8_worst_validation_drop"]["drop"]
+    assert info["runtime"] == (ONNX_INT8 if drop <= PARITY_TOLERANCE else ONNX_FP32)
+    sv = report["test"]["sv"]["sentiment_macro_f1"]
+    assert set(sv) == {TORCH, ONNX_FP32, ONNX_INT8}
+    assert sv[ONNX_FP32] == pytest.approx(sv[TORCH], abs=1e-9)  # same logits, same scores
+
+    (directory / "metrics.json").write_text("{}")
+    (directory / "model_card.md").write_text("# Model card\n")
+    record_parity(directory, report)
+    assert json.loads((directory / "metrics.json").read_text())["runtime_parity"] == report
+    card = (directory / "model_card.md").read_text()
+    assert f"Served on **{info['runtime']}**" in card and "| it | sentiment |" in card
+
+
+def test_export_command_serves_an_old_model_on_onnx_fp32(tiny_model, tmp_path, capsys):
+    directory = copy_model(tiny_model[0], tmp_path / "old", onnx=None, runtime=None)
+    for name in ONNX_FILES.values():
+        (directory / name).unlink()
+    assert Predictor(directory).runtime == TORCH
+    assert main([str(directory)]) == 0
+    assert "served on onnx-fp32" in capsys.readouterr().out
+    info = json.loads((directory / INFO_FILE).read_text())
+    assert info["onnx"]["files"] == ONNX_FILES and "runtime" not in info
+    assert Predictor(directory).runtime == ONNX_FP32
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])  # not a model directory
+    assert "no socialcare.json" in capsys.readouterr().err
