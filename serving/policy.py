@@ -241,15 +241,28 @@ class Policy(BaseModel):
     def uncertain(
         self, intent_prob: Mapping[str, float], thresholds: Mapping[str, float]
     ) -> list[str]:
-        """Review reasons for intents whose probability lies within ``review_band`` of
-        its threshold, e.g. ``"uncertain: complaint 0.48 near 0.45"``."""
+        """Review reasons for intents whose probability is close to its threshold, e.g.
+        ``"uncertain: complaint 0.48 near 0.45"``.
+
+        Close means within ``review_band`` of the room on that side of the threshold (the
+        distance the reviewers' notebook orders by, socialcare.active_learning): with a
+        threshold of 0.5 and a band of 0.15, 0.425 to 0.575; with a threshold of 0.15,
+        0.1275 to 0.2775. An absolute band would flag every post whose probability for
+        an intent with a low threshold is near zero.
+        """
+        import numpy as np
+
+        from socialcare.active_learning import head_uncertainty
+
+        names = [intent for intent in INTENTS if intent in intent_prob]
+        probs = np.array([[intent_prob[name] for name in names]])
+        limits = np.array([[thresholds[name] for name in names]])
+        closeness = head_uncertainty(probs, np.ones((1, 1)), limits)[0, : len(names)]
         return [
-            f"uncertain: {intent} {intent_prob[intent]:.2f} near {thresholds[intent]:.2f}"
-            for intent in INTENTS
-            if intent in intent_prob
-            # The tolerance keeps a probability exactly on the band's edge inside it
-            # despite float rounding (0.60 - 0.45 is not exactly 0.15).
-            and abs(intent_prob[intent] - thresholds[intent]) <= self.review_band + 1e-9
+            f"uncertain: {name} {intent_prob[name]:.2f} near {thresholds[name]:.2f}"
+            for name, value in zip(names, closeness, strict=True)
+            # The tolerance keeps a probability exactly on the band's edge inside it.
+            if value >= 1.0 - self.review_band - 1e-9
         ]
 
 

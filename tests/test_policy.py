@@ -184,12 +184,22 @@ def test_due_accepts_minutes_or_durations(value, minutes):
 
 def test_uncertain_intents_are_those_near_their_threshold(policy):
     thresholds = dict.fromkeys(INTENTS, 0.45)
-    edge = round(0.45 + policy.review_band, 2)  # e.g. 0.60: on the band's edge, inside
+    edge = 0.45 + policy.review_band * (1 - 0.45)  # on the band's edge above: inside
     probs = dict.fromkeys(INTENTS, 0.01) | {"complaint": 0.48, "praise": edge}
     reasons = policy.uncertain(probs, thresholds)
     assert reasons[0] == "uncertain: complaint 0.48 near 0.45"
     assert [r.split()[1] for r in reasons] == ["complaint", "praise"]
     assert policy.uncertain(dict.fromkeys(INTENTS, 0.95), thresholds) == []
+
+
+def test_band_is_relative_to_the_room_beside_a_low_threshold(policy):
+    """With a threshold of 0.15, p = 0.02 is a confident no, p = 0.14 is not."""
+    low = dict.fromkeys(INTENTS, 0.15)
+    assert policy.uncertain(dict.fromkeys(INTENTS, 0.02), low) == []
+    flagged = policy.uncertain(dict.fromkeys(INTENTS, 0.01) | {"humour": 0.14}, low)
+    assert flagged == ["uncertain: humour 0.14 near 0.15"]
+    above = 0.15 + 0.9 * policy.review_band * 0.85  # inside the band above the threshold
+    assert policy.uncertain(dict.fromkeys(INTENTS, 0.01) | {"humour": above}, low)
 
 
 # --- the rules are the file's -------------------------------------------------------
