@@ -1,7 +1,6 @@
 """`socialcare serve`: start the prediction service on this machine."""
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ def run_serve(opts: ServeOptions) -> int:
         "--arg", f"model={tag}",
     ]  # fmt: skip
     env = {**os.environ, **service_environment(opts)}
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    # Become the BentoML server, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it
+    # and its workers directly instead of orphaning them.
+    os.execve(sys.executable, command, env)
