@@ -65,6 +65,23 @@ def tiny_backbone(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def registered_baseline(tmp_path_factory) -> tuple[str, Path]:
+    """(tag, directory) of a baseline trained on the seed data and registered (seconds)."""
+    from socialcare.cli import main
+    from socialcare.registry import list_models
+
+    directory = tmp_path_factory.mktemp("baseline") / "model"
+    assert main(["train", "--kind", "baseline", "--output", str(directory)]) == 0
+    return str(list_models()[0].tag), directory
+
+
+@pytest.fixture(scope="session")
+def baseline_model(registered_baseline) -> Path:
+    """A baseline model directory trained on the seed data."""
+    return registered_baseline[1]
+
+
 @pytest.fixture
 def run_notebook(tmp_path: Path):
     """Execute a notebook headless (as `jupyter nbconvert --execute` does) and return it.

@@ -27,17 +27,6 @@ from socialcare.review_queue import ReviewItem, ReviewQueue
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "label_posts.ipynb"
 
 
-@pytest.fixture(scope="session")
-def baseline_model(tmp_path_factory) -> Path:
-    """A baseline model directory trained on the seed data (not registered)."""
-    from socialcare.cli import main
-
-    directory = tmp_path_factory.mktemp("baseline") / "model"
-    code = main(["train", "--kind", "baseline", "--no-register", "--output", str(directory)])
-    assert code == 0
-    return directory
-
-
 def test_example_files_load_with_ids_languages_and_channels():
     items = load_items(EXAMPLE_POSTS)
     assert 15 <= len(items) <= 30

@@ -20,15 +20,8 @@ ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
 
 
 @pytest.fixture(scope="module")
-def served_model(tmp_path_factory) -> str:
-    """A baseline trained on the seed data (seconds) and registered; returns its tag."""
-    from socialcare.registry import list_models
-    from training.config import TrainOptions
-    from training.train import run_train
-
-    output = tmp_path_factory.mktemp("served-model")
-    assert run_train(TrainOptions(kind="baseline", output=output)) == 0
-    return str(list_models()[0].tag)
+def served_model(registered_baseline) -> str:
+    return registered_baseline[0]
 
 
 @pytest.fixture(scope="module")
