@@ -8,7 +8,6 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 from socialcare.labels import INTENTS
 from socialcare.schema import Post
@@ -27,6 +26,8 @@ class Agreement:
 def _agreement(label: str, a: list, b: list) -> Agreement:
     observed = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
     # Kappa is undefined when both passes use one single value; perfect agreement then is 1.
+    from sklearn.metrics import cohen_kappa_score  # sklearn loads only when needed
+
     kappa = 1.0 if len(set(a) | set(b)) == 1 else float(cohen_kappa_score(a, b))
     return Agreement(label, len(a), kappa, observed)
 

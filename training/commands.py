@@ -4,15 +4,17 @@ import json
 from dataclasses import dataclass
 
 from socialcare import paths
-from socialcare.evaluation import format_scores
 from socialcare.options import option
 from socialcare.registry import MODEL_NAME, list_models
 from training.config import EvaluateOptions
-from training.predict import load_predictor
-from training.report import data_hash, score, write_report
 
 
 def run_evaluate(opts: EvaluateOptions) -> int:
+    # Heavy imports (torch, sklearn) wait until a command needs them: `--help` stays fast.
+    from socialcare.evaluation import format_scores
+    from training.predict import load_predictor
+    from training.report import data_hash, score, write_report
+
     tag, predictor = load_predictor(opts.model)
     output = opts.output or paths.ARTIFACTS_DIR / "evaluations" / tag.replace(":", "-")
     metrics = score(predictor, opts.data, plots_dir=output / "plots")

@@ -19,7 +19,6 @@ from socialcare.options import option
 from socialcare.predictor import Predictor
 from socialcare.registry import PRODUCTION, STAGE, get_model, mark_production, production_model
 from socialcare.registry import set_stage as set_model_stage
-from training.report import data_hash, score
 
 PROMOTIONS_LOG = paths.ARTIFACTS_DIR / "promotions.jsonl"
 PROMOTED, REFUSED = "promoted", "refused"
@@ -140,6 +139,8 @@ def run_promote(opts: PromoteOptions) -> int:
 
 
 def _promote(opts: PromoteOptions) -> int:
+    from training.report import data_hash, score  # torch and sklearn load only when used
+
     candidate = get_model(opts.candidate)
     if opts.against is not None:
         reference = get_model(opts.against)
