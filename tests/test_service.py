@@ -1,6 +1,7 @@
 """The prediction service: in-process through `to_asgi()`, and once over real HTTP."""
 
 import importlib
+import json
 import logging
 import os
 import socket
@@ -291,3 +292,50 @@ def test_review_reasons_besides_uncertainty(service):
 
 def test_policy_file_path_is_the_shipped_one_by_default(service):
     assert Path(service.POLICY_FILE) == paths.POLICY_FILE
+
+
+def _answers(*statuses: int):
+    """An httpx transport answering /predict with these statuses in turn (then 200s)."""
+    calls = []
+
+    def handle(request):
+        import httpx
+
+        calls.append(request.url.path)
+        status = statuses[len(calls) - 1] if len(calls) <= len(statuses) else 200
+        if status != 200:
+            return httpx.Response(status, json={"error": "busy"})
+        posts = json.loads(request.content)["posts"]
+        prediction = {
+            "id": posts[0].get("id"), "lang": "sv", "labels": [],
+            "intents": dict.fromkeys(INTENTS, 0.1),
+            "sentiment": {"label": "neutral", "scores": dict.fromkeys(SENTIMENTS, 1 / 3)},
+            "action": {"type": "none", "reason": "no intent: nothing to do"},
+            "needs_review": False,
+        }  # fmt: skip
+        return httpx.Response(
+            200, json={"model": "m:1", "policy_version": "v", "predictions": [prediction]}
+        )
+
+    return httpx.MockTransport(handle), calls
+
+
+def test_client_retries_503_but_not_400():
+    from serving.client import ServiceError, SocialCareClient
+
+    transport, calls = _answers(503, 503)
+    with SocialCareClient("http://x", transport=transport, retries=3, backoff=0.001) as api:
+        assert api.predict([{"text": "Hej", "id": "a"}])[0].id == "a"
+    assert len(calls) == 3
+
+    transport, calls = _answers(503, 503, 503)
+    with SocialCareClient("http://x", transport=transport, retries=2, backoff=0.001) as api:
+        with pytest.raises(ServiceError) as gave_up:
+            api.predict(["Hej"])
+    assert gave_up.value.status == 503 and len(calls) == 3
+
+    transport, calls = _answers(400)
+    with SocialCareClient("http://x", transport=transport, retries=3, backoff=0.001) as api:
+        with pytest.raises(ServiceError):
+            api.predict(["Hej"])
+    assert len(calls) == 1
