@@ -209,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     port = free_port()
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    log = args.output.parent / "serve_load.log"
+    # The server's log and review queue are run-time litter, not results.
+    log = paths.ARTIFACTS_DIR / "serve_load" / "serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     server = start_service(tag, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
