@@ -50,11 +50,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def onnx_session(path: Path, threads: int | None = None):
+def onnx_session(path: Path, threads: int | None = None, spinning: bool = True):
     """An ONNX Runtime CPU session tuned for this model: created once, shared by all calls.
 
     One batch at a time uses every core (intra-op threads); the graph is a plain chain, so
     sequential execution and no inter-op pool; all graph optimisations (fusions) on.
+    ``spinning``: worker threads busy-wait for the next op (lowest latency when the cores
+    are the model's alone); off, they sleep and leave the cores to other processes.
     """
     import onnxruntime as ort
 
@@ -63,6 +65,7 @@ def onnx_session(path: Path, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -184,7 +187,7 @@ class Predictor:
     ``runtime`` (fine-tuned models only): "torch", "onnx-fp32" or "onnx-int8"; by default
     the one socialcare.json says is served, else ONNX fp32 when ``model.onnx`` exists (its
     logits are torch's), else torch. ``threads``: cores for ONNX Runtime (default: all
-    this process may use).
+    this process may use); ``spinning``: see `onnx_session`.
     """
 
     def __init__(
@@ -193,6 +196,7 @@ class Predictor:
         batch_size: int = 32,
         runtime: str | None = None,
         threads: int | None = None,
+        spinning: bool = True,
     ):
         self.directory = Path(directory)
         info_path = self.directory / INFO_FILE
@@ -204,7 +208,7 @@ class Predictor:
         self.batch_size = batch_size
         if self.kind == "finetune":
             self.runtime = self._pick_runtime(runtime)
-            self._load_finetuned(threads)
+            self._load_finetuned(threads, spinning)
         elif self.kind == "baseline":
             if runtime not in (None, "sklearn"):
                 raise ValueError(
@@ -239,14 +243,16 @@ class Predictor:
             )
         return runtime
 
-    def _load_finetuned(self, threads: int | None) -> None:
+    def _load_finetuned(self, threads: int | None, spinning: bool) -> None:
         self._tokens = TokenBatcher.for_model(self.directory, self.info)
         if self.runtime == TORCH:
             from socialcare.model import IntentSentimentModel
 
             self._model = IntentSentimentModel.load(self.directory)
         else:
-            self._session = onnx_session(self.directory / ONNX_FILES[self.runtime], threads)
+            self._session = onnx_session(
+                self.directory / ONNX_FILES[self.runtime], threads, spinning
+            )
 
     def warm_up(self) -> None:
         """Run a short and a full-length post once, so that the first real request does not

@@ -153,9 +153,15 @@ def test_concurrent_callers_get_the_same_predictions(tiny_model, texts):
     directory, _ = tiny_model
     predictor = Predictor(directory, runtime=ONNX_FP32)
     expected = [predictor.predict([text]).intent_prob[0] for text in texts]
+    # A second predictor whose ONNX Runtime threads sleep rather than spin between ops.
+    sleeper = Predictor(directory, runtime=ONNX_FP32, spinning=False)
+    options = sleeper._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(lambda text: predictor.predict([text]).intent_prob[0], texts))
+        slept = list(pool.map(lambda text: sleeper.predict([text]).intent_prob[0], texts))
     np.testing.assert_allclose(np.array(got), np.array(expected), atol=1e-6)
+    np.testing.assert_allclose(np.array(slept), np.array(expected), atol=1e-6)
 
 
 def compared(int8_it_sentiment: float) -> dict:
