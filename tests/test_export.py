@@ -84,6 +84,14 @@ def test_onnx_fp32_reproduces_torch_and_int8_stays_close(tiny_model, texts):
     assert 0 < drift.max() < 0.05  # quantised (not a copy of fp32), yet close
 
 
+def test_a_model_trained_for_sentiment_only_exports(tiny_model, tmp_path):
+    """Its intent logits are -inf on every runtime: equal, not a broken export."""
+    directory = copy_model(tiny_model[0], tmp_path / "model", trained_heads=["sentiment"])
+    checks = export_onnx(directory)["checks"]
+    assert checks[ONNX_FP32]["max_abs_logit_diff"] < 1e-4
+    assert np.isfinite(checks[ONNX_INT8]["max_abs_logit_diff"])
+
+
 def test_int8_keeps_embeddings_and_heads_in_fp32(tiny_model):
     import onnx
 
