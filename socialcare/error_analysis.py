@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from socialcare import paths
-from socialcare.evaluation import evaluate, write_plots
+from socialcare.evaluation import evaluate_predictions, write_plots
 from socialcare.labels import INTENTS, SENTIMENTS
 from socialcare.predictor import Predictions
 from socialcare.records import load_posts, write_posts
@@ -51,15 +51,7 @@ def analyse(model: str | Path | None, data: Sequence[Path]) -> Analysis:
     posts = load_posts(data)
     arrays = encode_posts(posts)
     predictions = predictor.predict(arrays.texts, arrays.langs)
-    metrics = evaluate(
-        arrays.langs,
-        arrays.intents,
-        arrays.intent_known,
-        predictions.intent_prob,
-        predictions.intent_pred,
-        arrays.sentiment,
-        predictions.sentiment_prob,
-    )
+    metrics = evaluate_predictions(arrays, predictions)
     return Analysis(tag, posts, arrays, predictions, metrics)
 
 

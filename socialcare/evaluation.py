@@ -29,6 +29,20 @@ def _reliability(
     return counts, confidence, accuracy
 
 
+def evaluate_predictions(labelled, predictions) -> dict:
+    """``evaluate`` for labelled posts as encoded for training (``training.encoding.LabelArrays``:
+    langs, intents, intent_known, sentiment) and a predictor's ``Predictions``."""
+    return evaluate(
+        labelled.langs,
+        labelled.intents,
+        labelled.intent_known,
+        predictions.intent_prob,
+        predictions.intent_pred,
+        labelled.sentiment,
+        predictions.sentiment_prob,
+    )
+
+
 def expected_calibration_error(probs: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     """Equal-width-bin ECE: sum over bins of (n_bin / N) * |accuracy - mean confidence|.
 

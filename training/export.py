@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from socialcare.evaluation import evaluate
+from socialcare.evaluation import evaluate_predictions
 from socialcare.predictor import (
     INFO_FILE,
     ONNX_FILES,
@@ -280,17 +280,7 @@ def compare_runtimes(
 
 def _score(predictor: Predictor, arrays: LabelArrays, logits: tuple) -> dict:
     predictions = predictor.decide(*logits, arrays.langs)
-    return _macro_f1(
-        evaluate(
-            arrays.langs,
-            arrays.intents,
-            arrays.intent_known,
-            predictions.intent_prob,
-            predictions.intent_pred,
-            arrays.sentiment,
-            predictions.sentiment_prob,
-        )
-    )
+    return _macro_f1(evaluate_predictions(arrays, predictions))
 
 
 def worst_drop(

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from socialcare import paths
-from socialcare.evaluation import evaluate, format_scores, write_plots
+from socialcare.evaluation import evaluate_predictions, format_scores, write_plots
 from socialcare.predictor import Predictor
 from socialcare.records import jsonl_files, load_posts
 from training.encoding import encode_posts
@@ -21,15 +21,7 @@ def score(predictor: Predictor, data: list[Path], plots_dir: Path | None = None)
     """Metrics of the predictor on the labelled posts in ``data`` (and plots, if asked)."""
     arrays = encode_posts(load_posts(data))
     predictions = predictor.predict(arrays.texts, arrays.langs)
-    metrics = evaluate(
-        arrays.langs,
-        arrays.intents,
-        arrays.intent_known,
-        predictions.intent_prob,
-        predictions.intent_pred,
-        arrays.sentiment,
-        predictions.sentiment_prob,
-    )
+    metrics = evaluate_predictions(arrays, predictions)
     if plots_dir is not None:
         write_plots(
             metrics,
