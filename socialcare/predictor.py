@@ -31,6 +31,9 @@ ONNX_FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
 # The exported graph's interface (training/export.py writes it, the predictor feeds it).
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUTS = ("intent_logits", "sentiment_logits")
+# Batches may carry at most 25% padding (or a few tokens of it, for very short texts).
+MAX_PADDING = 1.25
+PADDING_SLACK_TOKENS = 64
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -164,13 +167,32 @@ class TokenBatcher:
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(positions, input_ids, attention_mask) per batch, shortest texts first.
 
-        Sorting by token count means each batch pads only to its own longest member, so
-        a batch of tweets does not pay for one long review (~2x fewer FLOPs on CPU).
+        Sorting by token count means each batch pads only to its own longest member, and a
+        batch is closed early when the next text would pad it by more than MAX_PADDING:
+        on CPU every padded token costs as much as a real one, while batching itself saves
+        little (one 128-token review in 32 tweets of 30 tokens made that call 4x slower).
         """
         order = np.argsort([len(row) for row in ids], kind="stable")
+        groups, current, real_tokens = [], [], 0
+        for i in order:
+            length = len(ids[i])
+            padded = (len(current) + 1) * length  # sorted: the newcomer is the longest
+            if current and (
+                len(current) == batch_size
+                or (
+                    padded - real_tokens - length > PADDING_SLACK_TOKENS
+                    and padded > MAX_PADDING * (real_tokens + length)
+                )
+            ):
+                groups.append(current)
+                current, real_tokens = [], 0
+            current.append(i)
+            real_tokens += length
+        if current:
+            groups.append(current)
         batches = []
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for group in groups:
+            index = np.asarray(group)
             width = max(len(ids[i]) for i in index)
             input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
             attention_mask = np.zeros((len(index), width), dtype=np.int64)

@@ -157,6 +157,21 @@ def test_tokens_match_transformers_and_batches_pad_to_their_longest(tiny_model, 
     assert [len(ids[i]) for i in seen] == sorted(len(row) for row in ids)  # length-sorted
 
 
+def test_a_long_post_does_not_pad_a_batch_of_short_ones(tiny_model):
+    from socialcare.predictor import MAX_PADDING, PADDING_SLACK_TOKENS
+
+    directory, _ = tiny_model
+    batcher = Predictor(directory)._tokens
+    ids = [[5] * 30 for _ in range(31)] + [[5] * 200]
+    batches = batcher.batches(ids, batch_size=32)
+    widths = [input_ids.shape[1] for _, input_ids, _ in batches]
+    assert widths == [30, 200]  # not one 32 x 200 batch, 85% padding
+    for *_, attention_mask in batches:
+        padding = attention_mask.size - attention_mask.sum()
+        assert padding <= max(PADDING_SLACK_TOKENS, (MAX_PADDING - 1) * attention_mask.sum())
+    assert [len(index) for index, _, _ in batcher.batches(ids[:31], batch_size=8)] == [8, 8, 8, 7]
+
+
 def test_concurrent_callers_get_the_same_predictions(tiny_model, texts):
     directory, _ = tiny_model
     predictor = Predictor(directory, runtime=ONNX_FP32)
