@@ -97,8 +97,17 @@ def test_contract_in_input_order(client, served_model):
     assert due == datetime.fromisoformat("2026-11-20T11:00:00+00:00")
 
 
-def test_same_answer_alone_or_in_a_batch(client):
-    texts = ["Ni har fel, självrisken är inte 5000 kr!", "Ma che scherzo è questo? 😂"]
+@pytest.mark.parametrize("size", [2, "direct"])
+def test_same_answer_alone_or_in_a_batch(client, service, size):
+    # Small requests go through the batching queue, large ones straight to the model.
+    size = service.DIRECT_MIN_POSTS if size == "direct" else size
+    texts = [
+        "Ni har fel, självrisken är inte 5000 kr!",
+        "Ma che scherzo è questo? 😂",
+        "Varför har ingen svarat på min skadeanmälan?",
+        "Grazie per l'aiuto veloce!",
+    ] * service.DIRECT_MIN_POSTS
+    texts = [f"{text} ({i})" for i, text in enumerate(texts[:size])]
     together = predict(client, *({"text": t} for t in texts)).json()["predictions"]
     for text, expected in zip(texts, together, strict=True):
         alone = predict(client, {"text": text}).json()["predictions"][0]
