@@ -97,7 +97,7 @@ def test_int8_keeps_embeddings_and_heads_in_fp32(tiny_model):
 
     directory, _ = tiny_model
     graph = onnx.load(str(directory / ONNX_FILES[ONNX_INT8])).graph
-    quantised = {node.name for node in graph.node if node.op_type == "MatMulInteger"}
+    quantised = {node.name for node in graph.node if node.op_type == "MatMulNBits"}
     assert quantised, "no MatMul was quantised"
     assert not any("head" in name for name in quantised)
     embeddings = [i for i in graph.initializer if "word_embeddings" in i.name]

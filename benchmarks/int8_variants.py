@@ -1,0 +1,180 @@
+"""Which int8? Quantisation methods of the same fine-tuned model, side by side (a script).
+
+    .venv/bin/python benchmarks/int8_variants.py [--model TAG]
+
+For the model's exported fp32 graph (default: the production model, else the newest), each
+int8 variant below is built in a temporary copy of the model directory and judged the way
+training judges its int8 candidate (training/export.py): calibrated and thresholded on
+validation as it would be served, then its worst macro-F1 loss against torch fp32 per
+language and head, on validation (where the serving choice is made) and on test. Also:
+how far its logits move from ONNX fp32 (max |difference| over validation + test), how
+many decisions flip (intent labels and sentiment under the fp32 model's own thresholds),
+and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same run.
+
+- dynamic: `quantize_dynamic`, weights per channel, activations uint8 with one scale
+  per tensor per call (what training used before);
+- dynamic, FFN output in fp32: the same, leaving out the 12 feed-forward output
+  MatMuls, whose inputs have the strongest per-token outliers;
+- block-wise: MatMulNBits, 8 bits, blocks of 128 input channels, activations int8 per
+  token and block (what training now exports, `_quantize_int8`).
+
+Results: benchmarks/results/int8_variants.{json,md}.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from socialcare import paths  # noqa: E402
+from socialcare.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
+from socialcare.records import load_posts  # noqa: E402
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "int8_variants"
+
+
+def dynamic(fp32: Path, target: Path, keep_ffn_output: bool = False) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from training.export import _encoder_matmuls
+
+    nodes = _encoder_matmuls(fp32)
+    if keep_ffn_output:  # BERT names the feed-forward output "output/dense" outside attention
+        nodes = [n for n in nodes if not ("/output/dense" in n and "attention" not in n)]
+    quantize_dynamic(
+        fp32,
+        target,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_quantize=nodes,
+    )
+
+
+def block_wise(fp32: Path, target: Path) -> None:
+    from training.export import _quantize_int8
+
+    _quantize_int8(fp32, target)
+
+
+VARIANTS = {
+    "dynamic, per-tensor activations": dynamic,
+    "dynamic, FFN output kept fp32": lambda fp32, target: dynamic(fp32, target, True),
+    "block-wise (MatMulNBits, served candidate)": block_wise,
+}
+
+
+def with_int8(source: Path, scratch: Path, build) -> Path:
+    """A copy of the model directory (links) whose model.int8.onnx is built by ``build``."""
+    copy = scratch / "model"
+    copy.mkdir()
+    for item in source.iterdir():
+        if item.name != ONNX_FILES[ONNX_INT8]:
+            (copy / item.name).symlink_to(item)
+    build(source / ONNX_FILES[ONNX_FP32], copy / ONNX_FILES[ONNX_INT8])
+    return copy
+
+
+def speed(predictor: Predictor, texts: list[str]) -> dict:
+    predictor.predict(texts[:32])
+    start = time.perf_counter()
+    for i in range(0, len(texts), 32):
+        predictor.predict(texts[i : i + 32])
+    rate = len(texts) / (time.perf_counter() - start)
+    one = []
+    for text in texts[::3]:
+        start = time.perf_counter()
+        predictor.predict([text])
+        one.append(time.perf_counter() - start)
+    return {"texts_per_s_32": rate, "single_p50_ms": 1000 * float(np.median(one))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="registered model tag (default: production, else newest)")
+    args = parser.parse_args(argv)
+
+    from socialcare.registry import model_path
+    from training.encoding import encode_posts
+    from training.export import compare_runtimes, worst_drop
+
+    tag, source = model_path(args.model)
+    if not (source / ONNX_FILES[ONNX_FP32]).exists():
+        parser.error(f"{tag}: no {ONNX_FILES[ONNX_FP32]}; train or export it first")
+    validation = encode_posts(load_posts([paths.seed_split("validation")]))
+    test = encode_posts(load_posts([paths.seed_split("test")]))
+    texts = validation.texts + test.texts
+    fp32 = Predictor(source, runtime=ONNX_FP32)
+    reference = fp32.logits(texts)
+    langs = validation.langs + test.langs
+    reference_decisions = fp32.decide(*reference, langs)
+    rows = {"onnx fp32 (reference)": {"speed": speed(fp32, texts)}}
+    for name, build in VARIANTS.items():
+        print(f"{name}...", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = with_int8(source, Path(scratch), build)
+            int8 = Predictor(directory, runtime=ONNX_INT8)
+            int8.decision = fp32.decision  # flips under the same thresholds as fp32
+            logits = int8.logits(texts)
+            decisions = int8.decide(*logits, langs)
+            compared = compare_runtimes(directory, validation, test, runtimes=(TORCH, ONNX_INT8))
+            rows[name] = {
+                "max_abs_logit_diff": float(
+                    max(np.abs(logits[i] - reference[i]).max() for i in (0, 1))
+                ),
+                "flipped_intent_labels": int(
+                    (decisions.intent_pred != reference_decisions.intent_pred).sum()
+                ),
+                "flipped_sentiments": int((logits[1].argmax(1) != reference[1].argmax(1)).sum()),
+                "worst_drop": {
+                    split: dict(zip(("points", "where"), drop, strict=True))
+                    for split in ("validation", "test")
+                    for drop in [worst_drop(compared, ONNX_INT8, split)]
+                },
+                "speed": speed(int8, texts),
+            }
+        print(json.dumps(rows[name], indent=1), flush=True)
+
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": tag, "posts": len(texts)}
+    base = rows["onnx fp32 (reference)"]["speed"]["texts_per_s_32"]
+    lines = [
+        f"Int8 variants of {tag}, {meta['date']}; {len(texts)} posts (seed validation + test).",
+        "",
+        "| variant | max abs logit diff vs fp32 | flipped intent labels / sentiments "
+        "| worst macro-F1 loss, validation | worst loss, test | texts/s (× fp32) | one post p50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        pace = row["speed"]
+        cells = ["-", "-", "-", "-"]
+        if "worst_drop" in row:
+            drops = row["worst_drop"]
+            cells = [
+                f"{row['max_abs_logit_diff']:.2f}",
+                f"{row['flipped_intent_labels']} / {row['flipped_sentiments']}",
+                f"{100 * drops['validation']['points']:.2f} ({drops['validation']['where']})",
+                f"{100 * drops['test']['points']:.2f} ({drops['test']['where']})",
+            ]
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {pace['texts_per_s_32']:.0f} "
+            f"({pace['texts_per_s_32'] / base:.2f}) | {pace['single_p50_ms']:.1f} ms |"
+        )
+    table = "\n".join(lines) + "\n"
+    print("\n" + table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.with_suffix(".md").write_text(table, encoding="utf-8")
+    RESULTS.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "variants": rows}, indent=2) + "\n", encoding="utf-8"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
