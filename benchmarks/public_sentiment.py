@@ -105,59 +105,6 @@ def finetune_config(dataset: str) -> Path:
     return CONFIG_DIR / f"finetune_{dataset}.json"
 
 
-def sentiment_only_workarounds() -> None:
-    """Let `socialcare train --kind finetune` run on a corpus without intent labels.
-
-    Two stages of the pipeline fail on such data (see benchmarks/README.md for the fixes
-    they need); until they handle it themselves, these wrappers cover the case and change
-    nothing for data with intent labels:
-
-    - `training.finetune.selection_metrics` scores the intent head on validation posts
-      with intent labels; there are none, and scikit-learn refuses empty arrays. Here
-      the epoch is then chosen on validation sentiment macro-F1 alone.
-    - `training.export.check_runtimes` compares ONNX and torch logits; the untrained
-      intent head answers -inf in both, and -inf - -inf is NaN, which fails the export.
-      Here equal logits then count as no difference.
-    """
-    from training import export, finetune
-
-    if getattr(finetune.selection_metrics, "sentiment_only_fallback", False):
-        return  # already installed in this process
-    original_selection = finetune.selection_metrics
-    original_check = export.check_runtimes
-
-    def selection_metrics(eval_prediction) -> dict[str, float]:
-        _, intent_mask, sentiment_labels = eval_prediction.label_ids
-        if intent_mask.any():
-            return original_selection(eval_prediction)
-        sentiment_logits = eval_prediction.predictions[1]
-        has_sentiment = sentiment_labels >= 0
-        sentiment = macro_f1(
-            sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
-        )
-        return {"sentiment_macro_f1": sentiment / 100, "selection_score": sentiment / 100}
-
-    def check_runtimes(model_dir: Path, texts: Sequence[str] = export.CHECK_TEXTS) -> dict:
-        from socialcare.predictor import ONNX_FP32, ONNX_INT8, TORCH, Predictor
-
-        checks = original_check(model_dir, texts)
-        runtimes = (ONNX_FP32, ONNX_INT8)
-        if not any(np.isnan(checks[r]["max_abs_logit_diff"]) for r in runtimes):
-            return checks
-        reference = Predictor(model_dir, runtime=TORCH).logits(texts)
-        for runtime in runtimes:
-            logits = Predictor(model_dir, runtime=runtime).logits(texts)
-            checks[runtime]["max_abs_logit_diff"] = max(
-                float(np.max(np.abs(np.where(a == b, 0.0, a - b)), initial=0.0))
-                for a, b in zip(logits, reference, strict=True)
-            )
-        return checks
-
-    selection_metrics.sentiment_only_fallback = True
-    finetune.selection_metrics = selection_metrics
-    export.check_runtimes = check_runtimes
-
-
 def train_with_pipeline(
     dataset: str, kind: str, seed: int, data_dir: Path, overrides: dict | None = None
 ) -> Run:
@@ -169,7 +116,6 @@ def train_with_pipeline(
 
     options = config_defaults(TrainOptions, finetune_config(dataset)) if kind == "finetune" else {}
     options.update(overrides or {})
-    sentiment_only_workarounds()
     started, cpu_started = time.monotonic(), time.process_time()
     with tempfile.TemporaryDirectory(prefix=f"public-{dataset}-{kind}-") as tmp:
         output = Path(tmp) / "model"

@@ -53,6 +53,37 @@ def test_a_batch_without_any_sentiment_still_has_a_finite_loss():
     assert loss.item() == pytest.approx(np.log(2), rel=1e-6)
 
 
+def test_epochs_are_chosen_on_the_heads_that_have_validation_labels():
+    from types import SimpleNamespace
+
+    from training.finetune import selection_metrics
+
+    intent_logits = np.array([[2.0, -2.0], [-2.0, 2.0], [2.0, 2.0], [-2.0, -2.0]])
+    sentiment_logits = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
+    intents = np.array([[1, 0], [0, 1], [1, 0], [0, 0]])
+    # Predicted 0, 1, 2, 0: F1 of class 0 is 2/3, class 1 is 1, class 2 is 2/3; mean 7/9.
+    sentiment = np.array([0, 1, 2, 2])
+    both = selection_metrics(
+        SimpleNamespace(
+            predictions=(intent_logits, sentiment_logits),
+            label_ids=(intents, np.ones(4), sentiment),
+        )
+    )
+    assert both["sentiment_macro_f1"] == pytest.approx(7 / 9)
+    assert both["selection_score"] == pytest.approx(
+        (both["intent_macro_f1"] + both["sentiment_macro_f1"]) / 2
+    )
+    # A sentiment-only corpus: no intent labels at all, the epoch goes by sentiment alone.
+    sentiment_only = selection_metrics(
+        SimpleNamespace(
+            predictions=(intent_logits, sentiment_logits),
+            label_ids=(np.full((4, 2), IGNORE), np.zeros(4), sentiment),
+        )
+    )
+    assert "intent_macro_f1" not in sentiment_only
+    assert sentiment_only["selection_score"] == pytest.approx(7 / 9)
+
+
 def test_best_threshold_maximises_f_beta():
     probs = np.array([0.9, 0.8, 0.35, 0.3, 0.2, 0.1])
     truth = np.array([True, True, True, False, False, False])
@@ -166,3 +197,30 @@ def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path
     assert [r["id"] for r in rows] == ["a", "line-2"]
     assert set(rows[0]["intents"]) == {"complaint", "question", "factual_error", "humour", "praise"}
     assert sum(rows[1]["sentiment"]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_sentiment_only_corpus_trains_and_exports(tiny_backbone, tmp_path):
+    """Public corpora carry sentiment only: the intent head is then masked out of the loss,
+    left out of epoch selection and answers "no intent"; the export still checks out."""
+    from socialcare import paths
+    from socialcare.predictor import Predictor
+
+    files = {}
+    for split, size in (("train", 120), ("validation", 60), ("test", 60)):
+        lines = paths.seed_split(split).read_text(encoding="utf-8").splitlines()[:size]
+        records = [json.loads(line) for line in lines]
+        for record in records:
+            record.pop("labels")
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    model_dir = tmp_path / "model"
+    args = ["train", "--base-model", str(tiny_backbone), "--output", str(model_dir)]
+    args += ["--epochs", "1", "--max-length", "32", "--no-register", "--no-labelled-rounds"]
+    for split, path in files.items():
+        args += [f"--{split}", str(path)]
+    assert main(args) == 0
+    info = json.loads((model_dir / "socialcare.json").read_text())
+    assert info["trained_heads"] == ["sentiment"]
+    predictions = Predictor(model_dir).predict(["Grazie mille!", "Varför svarar ingen?"])
+    assert not predictions.intent_pred.any()
+    np.testing.assert_allclose(predictions.sentiment_prob.sum(axis=1), 1.0, rtol=1e-5)

@@ -60,20 +60,27 @@ def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def selection_metrics(eval_prediction) -> dict[str, float]:
-    """Validation scores that pick the best epoch: intents at 0.5 and sentiment argmax."""
+    """Validation scores that pick the best epoch: intents at 0.5 and sentiment argmax.
+
+    A head without validation labels (a sentiment-only corpus has no intents) is not
+    scored; the selection score is the mean of the heads that are.
+    """
     intent_logits, sentiment_logits = eval_prediction.predictions
     intent_labels, intent_mask, sentiment_labels = eval_prediction.label_ids
+    scores = {}
     known = intent_mask.astype(bool)
-    intent_f1 = _macro_f1(intent_labels[known].astype(int), (intent_logits[known] > 0).astype(int))
+    if known.any():
+        scores["intent_macro_f1"] = _macro_f1(
+            intent_labels[known].astype(int), (intent_logits[known] > 0).astype(int)
+        )
     has_sentiment = sentiment_labels >= 0
-    sentiment_f1 = _macro_f1(
-        sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
-    )
-    return {
-        "intent_macro_f1": intent_f1,
-        "sentiment_macro_f1": sentiment_f1,
-        "selection_score": (intent_f1 + sentiment_f1) / 2,
-    }
+    if has_sentiment.any():
+        scores["sentiment_macro_f1"] = _macro_f1(
+            sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
+        )
+    if not scores:
+        raise ValueError("validation data has neither intent nor sentiment labels")
+    return scores | {"selection_score": sum(scores.values()) / len(scores)}
 
 
 def finetune(
