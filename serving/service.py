@@ -83,7 +83,7 @@ class Classifier:
     def __init__(self) -> None:
         from socialcare.predictor import Predictor
 
-        self.predictor = Predictor(Path(self.model.path), batch_size=32)
+        self.predictor = Predictor(Path(self.model.path))
         self.predictor.predict(list(WARM_UP_TEXTS), ["sv", "it"])  # first call pays set-up
         # One model call at a time: each already uses every core, and two at once would
         # only fight over them.

@@ -31,7 +31,7 @@ ONNX_FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
 # The exported graph's interface (training/export.py writes it, the predictor feeds it).
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUTS = ("intent_logits", "sentiment_logits")
-# Batches may carry at most 25% padding (or a few tokens of it, for very short texts).
+# Batches may carry at most 25% padding, or up to 64 padding tokens in all (short texts).
 MAX_PADDING = 1.25
 PADDING_SLACK_TOKENS = 64
 
