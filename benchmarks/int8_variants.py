@@ -33,6 +33,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from serve_load import predictor_speed as speed  # noqa: E402  (same folder)
+
 from socialcare import paths  # noqa: E402
 from socialcare.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
 from socialcare.records import load_posts  # noqa: E402
@@ -80,20 +82,6 @@ def with_int8(source: Path, scratch: Path, build) -> Path:
             (copy / item.name).symlink_to(item)
     build(source / ONNX_FILES[ONNX_FP32], copy / ONNX_FILES[ONNX_INT8])
     return copy
-
-
-def speed(predictor: Predictor, texts: list[str]) -> dict:
-    predictor.predict(texts[:32])
-    start = time.perf_counter()
-    for i in range(0, len(texts), 32):
-        predictor.predict(texts[i : i + 32])
-    rate = len(texts) / (time.perf_counter() - start)
-    one = []
-    for text in texts[::3]:
-        start = time.perf_counter()
-        predictor.predict([text])
-        one.append(time.perf_counter() - start)
-    return {"texts_per_s_32": rate, "single_p50_ms": 1000 * float(np.median(one))}
 
 
 def main(argv=None) -> int:

@@ -66,11 +66,8 @@ def single_latencies(run: Callable[[list[str]], object], texts: list[str]) -> np
     return np.asarray(times) * 1000
 
 
-def bare_model(model_dir: Path, texts: list[str]) -> dict:
-    """The served model without the service: the ceiling the service's overhead is judged by."""
-    from socialcare.predictor import Predictor
-
-    predictor = Predictor(model_dir)
+def predictor_speed(predictor, texts: list[str]) -> dict:
+    """A Predictor's texts/s in 32-post calls and its one-post latency p50/p99."""
     ms = single_latencies(predictor.predict, texts[:200])
 
     def in_requests_of_32(batch: list[str]) -> None:
@@ -78,11 +75,18 @@ def bare_model(model_dir: Path, texts: list[str]) -> dict:
             predictor.predict(batch[start : start + 32])
 
     return {
-        "runtime": predictor.runtime,
         "texts_per_s_32": throughput(in_requests_of_32, texts),
         "single_p50_ms": float(np.percentile(ms, 50)),
         "single_p99_ms": float(np.percentile(ms, 99)),
     }
+
+
+def bare_model(model_dir: Path, texts: list[str]) -> dict:
+    """The served model without the service: the ceiling the service's overhead is judged by."""
+    from socialcare.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    return {"runtime": predictor.runtime, **predictor_speed(predictor, texts)}
 
 
 def references(texts: list[str]) -> dict:

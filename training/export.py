@@ -4,10 +4,10 @@ ONNX Runtime answers one post about 1.7x faster than torch on 2 CPU cores (in
 length-sorted batches they are about even), with the same logits (1e-5). Int8
 (block-wise, `_quantize_int8`) is about 1.2-1.7x faster again: the encoder's MatMul
 weights are int8 with one scale per block of input channels, their inputs quantised per
-token and block on the fly. The embedding table (a Gather;
-96 M of e5-small's 118 M parameters) stays fp32, since quantising it drifts the outputs
-more and saves no time; so do the attention score products and the two logit heads (a
-tiny share of the work, whose error would go straight into the probabilities).
+token and block on the fly. The embedding table (a Gather; 96 M of e5-small's 118 M
+parameters) stays fp32, since quantising it drifts the outputs more and saves no time; so
+do the attention score products and the two logit heads (a tiny share of the work, whose
+error would go straight into the probabilities).
 
 Int8 is not free. e5's activations have outliers (a few channels at 20-40x the typical
 value before the feed-forward layers, single tokens at up to 70x after them). Training
