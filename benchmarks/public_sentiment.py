@@ -379,8 +379,12 @@ def earlier_runs(stem: Path, replaced: set[tuple[str, str]]) -> list[Run]:
     path = stem.with_suffix(".json")
     if not path.is_file():
         return []
-    kept = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
-    return [Run(**r) for r in kept if (r["dataset"], r["model"]) not in replaced]
+    runs = [Run(**r) for r in json.loads(path.read_text(encoding="utf-8")).get("runs", [])]
+    for dataset, model in sorted(replaced):
+        seeds = [r.seed for r in runs if (r.dataset, r.model) == (dataset, model)]
+        if seeds:  # a group is one configuration: a rerun of some seeds replaces all of them
+            print(f"{path.name}: replacing the runs of {dataset} {model} (seeds {seeds})")
+    return [r for r in runs if (r.dataset, r.model) not in replaced]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -414,15 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = args.seeds[:1] if args.quick else args.seeds
     overrides = {"epochs": 1.0} if args.quick else {}
     stem = args.results or (QUICK_RESULTS_STEM if args.quick else RESULTS_STEM)
-    settings = {
-        "seeds": seeds,
-        "quick": args.quick,
-        "finetune_configs": {
-            d: json.loads(finetune_config(d).read_text(encoding="utf-8")) | overrides
-            for d in args.datasets
-        },
-        "frozen_lr": {"C_grid": list(C_GRID), "class_weights": list(CLASS_WEIGHTS)},
-    }
+    # What holds for every run in the file; each run records its own seed and options.
+    settings = {"frozen_lr": {"C_grid": list(C_GRID), "class_weights": list(CLASS_WEIGHTS)}}
     runs = earlier_runs(stem, {(d, m) for d in args.datasets for m in args.models})
     for dataset in args.datasets:
         for model in args.models:
