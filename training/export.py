@@ -153,9 +153,9 @@ def _quantize_int8(fp32: Path, target: Path) -> dict:
     time each token's activations are quantised per block as well (accuracy level 4: int8
     dot products). e5's activation outliers, single tokens far above the rest, then cost
     precision in their own block only. The per-tensor dynamic quantisation tried first
-    (one activation scale per MatMul call) moved logits by up to 3.3 and cost up to 3.6
-    macro-F1 points on validation; this one moves them by at most 0.5
-    (benchmarks/int8_variants.py).
+    (one activation scale per MatMul call) moved the default model's logits by up to 5.5
+    and cost up to 2.3 macro-F1 points on validation; this one moves them by at most 0.5
+    (benchmarks/results/int8_variants.md).
     """
     import logging
 
