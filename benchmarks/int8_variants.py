@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from serve_load import predictor_speed as speed  # noqa: E402  (same folder)
 
-from socialcare import paths  # noqa: E402
-from socialcare.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
-from socialcare.records import load_posts  # noqa: E402
+from socialcare.core import paths  # noqa: E402
+from socialcare.core.records import load_posts  # noqa: E402
+from socialcare.runtime.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "int8_variants"
 
@@ -89,8 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="registered model tag (default: production, else newest)")
     args = parser.parse_args(argv)
 
-    from socialcare.registry import model_path
-    from training.encoding import encode_posts
+    from socialcare.core.arrays import encode_posts
+    from socialcare.runtime.registry import model_path
     from training.export import compare_runtimes, worst_drop
 
     tag, source = model_path(args.model)

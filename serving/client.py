@@ -18,6 +18,7 @@ from types import TracebackType
 import httpx
 
 from serving.api import ApiPost, PostPrediction, PredictRequest, PredictResponse
+from socialcare.core.limits import MAX_POSTS
 
 
 class ServiceError(RuntimeError):
@@ -36,7 +37,7 @@ class SocialCareClient:
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.5,
-        posts_per_request: int = 256,
+        posts_per_request: int = MAX_POSTS,
         transport: httpx.BaseTransport | None = None,
     ):
         self.retries = retries

@@ -5,8 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.options import option
+from socialcare.core import paths
+from socialcare.core.options import option
 
 
 @dataclass
@@ -45,7 +45,7 @@ def service_environment(opts: ServeOptions) -> dict[str, str]:
 
 def run_serve(opts: ServeOptions) -> int:
     from serving.policy import load_policy
-    from socialcare.registry import model_path
+    from socialcare.runtime.registry import model_path
 
     # Check what can be checked here, so mistakes read as one line, not a server log.
     tag, _ = model_path(opts.model)

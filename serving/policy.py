@@ -8,7 +8,7 @@ so a social-media lead can change the rules without touching code.
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -24,8 +24,11 @@ from pydantic import (
     model_validator,
 )
 
-from socialcare.labels import INTENTS, Intent, Sentiment
-from socialcare.paths import POLICY_FILE
+from socialcare.core.clock import as_utc
+from socialcare.core.errors import describe_errors
+from socialcare.core.labels import INTENTS, Intent, Sentiment
+from socialcare.core.paths import POLICY_FILE
+from socialcare.core.schema import NonBlank
 
 # Strongest first: when a post has several intents, the strongest action and the
 # highest priority win.
@@ -71,12 +74,6 @@ def parse_due(value: Any) -> timedelta:
     return due
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
 def _regex(value: str) -> str:
     try:
         re.compile(value)
@@ -93,7 +90,7 @@ def _band(value: float) -> float:
 
 
 Due = Annotated[timedelta, BeforeValidator(parse_due)]
-Text = Annotated[str, AfterValidator(_not_blank)]
+Text = NonBlank
 Regex = Annotated[str, AfterValidator(_regex)]
 Band = Annotated[float, AfterValidator(_band)]
 
@@ -167,13 +164,6 @@ class Action(BaseModel):
     reason: str
 
 
-def _as_utc(moment: datetime) -> datetime:
-    # Naive times are taken as UTC: the listening tools send UTC without an offset.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 class Policy(BaseModel):
     """The whole response policy file."""
 
@@ -229,7 +219,7 @@ class Policy(BaseModel):
 
         priorities = [o.priority for o in outcomes if o.priority is not None]
         dues = [o.due for o in outcomes if o.due is not None]
-        start = _as_utc(created_at if created_at is not None else received_at)
+        start = as_utc(created_at if created_at is not None else received_at)
         return Action(
             type=strongest,
             priority=max(priorities, key=PRIORITY_RANK.index) if priorities else None,
@@ -245,14 +235,14 @@ class Policy(BaseModel):
         ``"uncertain: complaint 0.48 near 0.45"``.
 
         Close means within ``review_band`` of the room on that side of the threshold (the
-        distance the reviewers' notebook orders by, socialcare.active_learning): with a
+        distance the reviewers' notebook orders by, socialcare.core.active_learning): with a
         threshold of 0.5 and a band of 0.15, 0.425 to 0.575; with a threshold of 0.15,
         0.1275 to 0.2775. An absolute band would flag every post whose probability for
         an intent with a low threshold is near zero.
         """
         import numpy as np
 
-        from socialcare.active_learning import head_uncertainty
+        from socialcare.core.active_learning import head_uncertainty
 
         names = [intent for intent in INTENTS if intent in intent_prob]
         probs = np.array([[intent_prob[name] for name in names]])
@@ -302,25 +292,6 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     return line
 
 
-def _message_of(error: dict) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "unknown setting (check the spelling)"
-    if kind == "literal_error":
-        return f"{error['input']!r} is not allowed; use one of {error['ctx']['expected']}"
-    if kind == "string_type":
-        return f"must be text, got {error['input']}; put it in quotes"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _field_of(loc: Sequence[Any]) -> str:
-    # pydantic marks a bad dict key with a trailing "[key]"; the key's path says enough.
-    parts = [str(part) for part in loc if part != "[key]"]
-    return ".".join(parts) or "policy"
-
-
 def load_policy(path: Path = POLICY_FILE) -> Policy:
     """Read and check a response policy file; raise ``PolicyError`` naming each problem
     as ``file:line: field: message``."""
@@ -349,7 +320,9 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
         return Policy.model_validate(data)
     except ValidationError as err:
         problems = []
-        for error in err.errors():
+        for error, (field, message) in zip(
+            err.errors(), describe_errors(err, "policy", noun="setting"), strict=True
+        ):
             loc = error["loc"]
             if error["type"] == "missing":
                 # A missing setting belongs to its section; one missing at the top, to the file.
@@ -357,5 +330,5 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
             else:
                 line = _line_of(root, loc)
             where = f"{path}:{line}" if line is not None else str(path)
-            problems.append(f"{where}: {_field_of(error['loc'])}: {_message_of(error)}")
+            problems.append(f"{where}: {field}: {message}")
         raise PolicyError(problems) from None

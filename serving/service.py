@@ -27,10 +27,10 @@ from pydantic import BaseModel
 
 from serving.api import PostPrediction, PredictRequest, PredictResponse
 from serving.policy import Policy, load_policy
-from socialcare import paths, registry
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.language import detect_languages, load_detector
-from socialcare.review_queue import ReviewItem, ReviewQueue
+from socialcare.core import paths, registry
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.language import detect_languages, load_detector
+from socialcare.core.review_queue import ReviewItem, ReviewQueue
 
 logger = logging.getLogger("socialcare.service")
 
@@ -81,7 +81,7 @@ class Classifier:
     model = BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from socialcare.predictor import Predictor
+        from socialcare.runtime.predictor import Predictor
 
         self.predictor = Predictor(Path(self.model.path))
         self.predictor.predict(list(WARM_UP_TEXTS), ["sv", "it"])  # first call pays set-up

@@ -44,8 +44,8 @@ def tiny_backbone(tmp_path_factory) -> Path:
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from socialcare import paths
-    from socialcare.records import load_posts
+    from socialcare.core import paths
+    from socialcare.core.records import load_posts
 
     directory = tmp_path_factory.mktemp("tiny-backbone")
     texts = [post.text for post in load_posts([paths.seed_split("train")])]
@@ -69,7 +69,7 @@ def tiny_backbone(tmp_path_factory) -> Path:
 def registered_baseline(tmp_path_factory) -> tuple[str, Path]:
     """(tag, directory) of a baseline trained on the seed data and registered (seconds)."""
     from socialcare.cli import main
-    from socialcare.registry import list_models
+    from socialcare.runtime.registry import list_models
 
     directory = tmp_path_factory.mktemp("baseline") / "model"
     assert main(["train", "--kind", "baseline", "--output", str(directory)]) == 0

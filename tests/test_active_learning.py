@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from socialcare.active_learning import order_for_review, similarity_matrix, uncertainty
-from socialcare.labels import INTENTS
+from socialcare.core.active_learning import order_for_review, similarity_matrix, uncertainty
+from socialcare.core.labels import INTENTS
 
 FLAT = [1 / 3, 1 / 3, 1 / 3]
 SURE = [0.98, 0.01, 0.01]

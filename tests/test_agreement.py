@@ -1,7 +1,7 @@
 import pytest
 
-from socialcare.agreement import pairwise_agreement
-from socialcare.schema import Post
+from socialcare.core.agreement import pairwise_agreement
+from socialcare.core.schema import Post
 
 
 def make(id, labels, sentiment):

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from socialcare import paths
-from socialcare.records import load_posts
+from socialcare.core import paths
+from socialcare.core.records import load_posts
 from training.backbone import DEFAULT_BASE_MODEL, read_e5s1, resolve_base_model
 
 

@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from socialcare.evaluation import (
+from socialcare.core.evaluation import (
     evaluate,
     expected_calibration_error,
     format_scores,
     write_plots,
 )
-from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.core.labels import INTENTS, SENTIMENTS
 
 C, Q, F, H, P = (INTENTS.index(name) for name in INTENTS)
 NEG, NEU, POS = (SENTIMENTS.index(name) for name in SENTIMENTS)

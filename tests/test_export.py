@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from socialcare import paths
-from socialcare.model import IntentSentimentModel
-from socialcare.predictor import (
+from socialcare.core import paths
+from socialcare.core.arrays import encode_posts
+from socialcare.core.records import load_posts
+from socialcare.runtime.model import IntentSentimentModel
+from socialcare.runtime.predictor import (
     INFO_FILE,
     ONNX_FILES,
     ONNX_FP32,
@@ -22,8 +24,6 @@ from socialcare.predictor import (
     sigmoid,
     write_info,
 )
-from socialcare.records import load_posts
-from training.encoding import encode_posts
 from training.export import (
     PARITY_TOLERANCE,
     choose_runtime,
@@ -158,7 +158,7 @@ def test_tokens_match_transformers_and_batches_pad_to_their_longest(tiny_model, 
 
 
 def test_a_long_post_does_not_pad_a_batch_of_short_ones(tiny_model):
-    from socialcare.predictor import MAX_PADDING, PADDING_SLACK_TOKENS
+    from socialcare.runtime.predictor import MAX_PADDING, PADDING_SLACK_TOKENS
 
     directory, _ = tiny_model
     batcher = Predictor(directory)._tokens

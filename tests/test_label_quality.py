@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from socialcare.agreement import group_agreement, krippendorff_alpha
-from socialcare.label_quality import (
+from socialcare.core.agreement import group_agreement, krippendorff_alpha
+from socialcare.core.arrays import encode_posts
+from socialcare.core.label_store import append_label, make_label, round_path
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.schema import Post
+from socialcare.review.label_quality import (
     OutOfFold,
     agreement_frame,
     consensus,
@@ -12,10 +16,6 @@ from socialcare.label_quality import (
     load_annotations,
     out_of_fold_probabilities,
 )
-from socialcare.label_store import append_label, make_label, round_path
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.schema import Post
-from training.encoding import encode_posts
 
 
 def note(post_id, annotator, labels, sentiment, lang="it"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from socialcare import label_store
-from socialcare.label_store import (
+from socialcare.core import label_store
+from socialcare.core.label_store import (
     append_label,
     current_round,
     latest_labels,
@@ -23,7 +23,7 @@ from socialcare.label_store import (
     repair,
     round_path,
 )
-from socialcare.records import DataError
+from socialcare.core.records import DataError
 
 TEXT = "Väntat sex veckor på besked om vattenskadan. När får jag svar?"
 
@@ -140,7 +140,7 @@ def test_two_concurrent_writers_lose_and_break_nothing(tmp_path):
 CRASHING_WRITER = """
 import sys
 from pathlib import Path
-from socialcare.label_store import append_label, make_label
+from socialcare.core.label_store import append_label, make_label
 
 path = Path(sys.argv[1])
 i = 0

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from socialcare import paths
-from socialcare.label_store import latest_labels, read_labels
-from socialcare.labelling import (
+from socialcare.core import paths
+from socialcare.core.label_store import latest_labels, read_labels
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.records import DataError
+from socialcare.core.review_queue import ReviewItem, ReviewQueue
+from socialcare.review.labelling import (
     EXAMPLE_POSTS,
     EXAMPLE_ROUND_FILE,
     EXAMPLES_DIR,
@@ -20,9 +23,6 @@ from socialcare.labelling import (
     load_items,
     post_id_for,
 )
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.records import DataError
-from socialcare.review_queue import ReviewItem, ReviewQueue
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "label_posts.ipynb"
 
@@ -188,7 +188,7 @@ def test_a_reviewer_resumes_where_they_stopped_and_others_start_afresh(tmp_path)
 def test_suggestions_are_pre_filled_with_probabilities_in_uncertainty_order(
     tmp_path, baseline_model
 ):
-    from socialcare.predictor import Predictor
+    from socialcare.runtime.predictor import Predictor
 
     app = app_for(tmp_path, model=baseline_model)
     assert f"Suggestions from the model in {baseline_model}" in app.model_note
@@ -255,7 +255,7 @@ def test_the_notebook_runs_headless_and_saves_through_the_buttons(
     run_notebook, tmp_path, baseline_model, capsys
 ):
     from socialcare.cli import main
-    from socialcare.predictor import Predictor
+    from socialcare.runtime.predictor import Predictor
 
     round_file = tmp_path / "labels" / "round-001.jsonl"
     notebook = run_notebook(

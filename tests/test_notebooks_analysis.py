@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from socialcare import paths
 from socialcare.cli import main
-from socialcare.records import load_posts, write_posts
+from socialcare.core import paths
+from socialcare.core.records import load_posts, write_posts
 
 NOTEBOOKS = paths.REPO_ROOT / "notebooks"
 

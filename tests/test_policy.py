@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from serving.policy import Action, Policy, PolicyError, load_policy, parse_due
-from socialcare.labels import INTENTS
-from socialcare.paths import POLICY_FILE
+from socialcare.core.labels import INTENTS
+from socialcare.core.paths import POLICY_FILE
 
 WRITTEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 RECEIVED = WRITTEN + timedelta(minutes=7)

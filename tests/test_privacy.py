@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from socialcare import paths
-from socialcare.privacy import mask_pii
-from socialcare.records import load_posts
+from socialcare.core import paths
+from socialcare.core.privacy import mask_pii
+from socialcare.core.records import load_posts
 
 
 @pytest.mark.parametrize(

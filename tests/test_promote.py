@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from socialcare import paths, registry
 from socialcare.cli import main
-from socialcare.label_store import append_label, make_label, round_path
-from socialcare.labels import INTENTS
-from socialcare.records import load_posts, write_posts
+from socialcare.core import paths, registry
+from socialcare.core.label_store import append_label, make_label, round_path
+from socialcare.core.labels import INTENTS
+from socialcare.core.records import load_posts, write_posts
 from training.config import TrainOptions
 from training.promote import compare, gate_scores
 
@@ -136,7 +136,7 @@ def test_refuses_a_worse_model_and_says_which_scores(models, tmp_path, capsys):
 def test_default_model_is_production_else_newest_and_says_which(models, caplog):
     older = register(models["weak"], "gate-default")
     newer = register(models["weak"], "gate-default")
-    with caplog.at_level(logging.INFO, logger="socialcare.registry"):
+    with caplog.at_level(logging.INFO, logger="socialcare.runtime.registry"):
         assert str(registry.get_model(None, "gate-default").tag) == newer
         assert "no gate-default model is in production" in caplog.text
         registry.mark_production(older)

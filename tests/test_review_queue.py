@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from socialcare.review_queue import ReviewItem, ReviewQueue
+from socialcare.core.review_queue import ReviewItem, ReviewQueue
 
 QUEUED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.schema import Post
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.schema import Post
 from tests.conftest import post
 
 

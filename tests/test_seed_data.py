@@ -5,12 +5,12 @@ from collections import Counter
 
 import pytest
 
-from socialcare import paths
-from socialcare.agreement import agreement_table
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.records import load_posts, validate
-from socialcare.stats import counts_table
-from socialcare.text import duplicate_key, opening_words
+from socialcare.core import paths
+from socialcare.core.agreement import agreement_table
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.records import load_posts, validate
+from socialcare.core.stats import counts_table
+from socialcare.core.text import duplicate_key, opening_words
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from socialcare import paths
-from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.core import paths
+from socialcare.core.labels import INTENTS, SENTIMENTS
 
 ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
 
@@ -134,7 +134,7 @@ def test_odd_but_valid_text_is_classified(client, text):
 
 
 def test_other_language_is_flagged_and_queued_with_pii_masked(client, service):
-    from socialcare.review_queue import ReviewQueue
+    from socialcare.core.review_queue import ReviewQueue
 
     text = "Why has nobody answered my claim? Write to anna.berg@example.com or +46 70 123 45 67"
     response = predict(client, {"text": text, "id": "en-1"})

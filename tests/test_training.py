@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from socialcare.cli import main
-from socialcare.model import IGNORE, masked_loss
-from socialcare.predictor import ANY_LANG, Decision, sigmoid
+from socialcare.runtime.model import IGNORE, masked_loss
+from socialcare.runtime.predictor import ANY_LANG, Decision, sigmoid
 from training.calibration import (
     MIN_POSITIVES_PER_LANGUAGE,
     best_threshold,
@@ -202,8 +202,8 @@ def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path
 def test_a_sentiment_only_corpus_trains_and_exports(tiny_backbone, tmp_path):
     """Public corpora carry sentiment only: the intent head is then masked out of the loss,
     left out of epoch selection and answers "no intent"; the export still checks out."""
-    from socialcare import paths
-    from socialcare.predictor import Predictor
+    from socialcare.core import paths
+    from socialcare.runtime.predictor import Predictor
 
     files = {}
     for split, size in (("train", 120), ("validation", 60), ("test", 60)):

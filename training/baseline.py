@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from socialcare.predictor import BASELINE_FILE
-from training.encoding import LabelArrays
+from socialcare.core.arrays import LabelArrays, has_sentiment
+from socialcare.runtime.predictor import BASELINE_FILE
 
 
 def tfidf_features() -> FeatureUnion:
@@ -46,12 +46,12 @@ def fit_baseline(train: LabelArrays, seed: int, c: float = 4.0) -> dict[str, Pip
         intents = Pipeline(
             [("features", tfidf_features()), ("classifier", OneVsRestClassifier(classifier()))]
         ).fit([t for t, k in zip(train.texts, known, strict=True) if k], train.intents[known])
-    has_sentiment = train.sentiment >= 0
+    labelled = has_sentiment(train.sentiment)
     sentiment = None
-    if has_sentiment.any():
+    if labelled.any():
         sentiment = Pipeline([("features", tfidf_features()), ("classifier", classifier())]).fit(
-            [t for t, s in zip(train.texts, has_sentiment, strict=True) if s],
-            train.sentiment[has_sentiment],
+            [t for t, s in zip(train.texts, labelled, strict=True) if s],
+            train.sentiment[labelled],
         )
     return {"intents": intents, "sentiment": sentiment}
 

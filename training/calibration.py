@@ -5,8 +5,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from socialcare.labels import INTENTS
-from socialcare.predictor import ANY_LANG, Decision, sigmoid, softmax
+from socialcare.core.arrays import has_sentiment
+from socialcare.core.labels import INTENTS
+from socialcare.runtime.predictor import ANY_LANG, Decision, sigmoid, softmax
 
 # A missed complaint, question or factual error costs more than a false alarm (the team
 # must answer those within the hour), so their thresholds maximise recall-leaning F-beta.
@@ -118,9 +119,9 @@ def fit_decision(
         decision.thresholds = tune_thresholds(
             probs, intent_labels[known], known_langs, betas, per_language
         )
-    has_sentiment = sentiment_labels >= 0
-    if has_sentiment.any():
+    labelled = has_sentiment(sentiment_labels)
+    if labelled.any():
         decision.sentiment_temperature = fit_sentiment_temperature(
-            sentiment_logits[has_sentiment], sentiment_labels[has_sentiment]
+            sentiment_logits[labelled], sentiment_labels[labelled]
         )
     return decision

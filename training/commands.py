@@ -3,16 +3,16 @@
 import json
 from dataclasses import dataclass
 
-from socialcare import paths
-from socialcare.options import option
-from socialcare.registry import MODEL_NAME, list_models
+from socialcare.core import paths
+from socialcare.core.options import option
+from socialcare.runtime.registry import MODEL_NAME, list_models
 from training.config import EvaluateOptions
 
 
 def run_evaluate(opts: EvaluateOptions) -> int:
     # Heavy imports (torch, sklearn) wait until a command needs them: `--help` stays fast.
-    from socialcare.evaluation import format_scores
-    from training.predict import load_predictor
+    from socialcare.cli.predict import load_predictor
+    from socialcare.core.evaluation import format_scores
     from training.report import data_hash, score, write_report
 
     tag, predictor = load_predictor(opts.model)

@@ -4,11 +4,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from socialcare import paths
-from socialcare.options import option
-from socialcare.records import load_posts
-from socialcare.registry import MODEL_NAME
-from socialcare.schema import Post
+from socialcare.core import paths
+from socialcare.core.limits import MAX_LENGTH
+from socialcare.core.options import option
+from socialcare.core.records import load_posts
+from socialcare.core.schema import Post
+from socialcare.runtime.registry import MODEL_NAME
 from training.backbone import DEFAULT_BASE_MODEL
 from training.calibration import DEFAULT_BETAS
 
@@ -47,7 +48,7 @@ class TrainOptions:
     learning_rate: float = option(8e-5, help="peak learning rate (linear decay after warm-up)")
     head_learning_rate: float = option(2e-3, help="peak learning rate of the two heads")
     batch_size: int = option(16, help="posts per training step")
-    max_length: int = option(128, help="tokens per post; longer posts are truncated")
+    max_length: int = option(MAX_LENGTH, help="tokens per post; longer posts are truncated")
     warmup_ratio: float = option(0.1, help="share of training steps spent warming up")
     weight_decay: float = option(0.01, help="AdamW weight decay")
     patience: int = option(2, help="epochs without validation gain before stopping")
@@ -62,7 +63,7 @@ class TrainOptions:
 
     def train_files(self) -> list[Path]:
         """--train, then each labelled round (oldest first) unless --no-labelled-rounds."""
-        from socialcare.label_store import round_files
+        from socialcare.core.label_store import round_files
 
         listed = {path.resolve() for path in self.train}
         rounds = round_files(self.labelled_dir) if self.labelled_rounds else []
@@ -75,7 +76,7 @@ class TrainOptions:
         same post by different annotators all train. Posts of the validation or test files
         are left out, wherever they were labelled again, so that they stay unseen.
         """
-        from socialcare.label_store import latest_labels
+        from socialcare.core.label_store import latest_labels
 
         held_out = {post.id for post in load_posts([*self.validation, *self.test])}
         posts = latest_labels(self.train_files())

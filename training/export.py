@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from socialcare.evaluation import evaluate_predictions
-from socialcare.predictor import (
+from socialcare.core.arrays import LabelArrays
+from socialcare.core.evaluation import evaluate_predictions
+from socialcare.runtime.predictor import (
     INFO_FILE,
     ONNX_FILES,
     ONNX_FP32,
@@ -49,7 +50,6 @@ from socialcare.predictor import (
     write_info,
 )
 from training.calibration import DEFAULT_BETAS, fit_decision
-from training.encoding import LabelArrays
 
 # Opset 17: the first with a LayerNormalization op (one fused kernel instead of six).
 OPSET = 17
@@ -96,7 +96,7 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     or 7 s instead of 14 (e5-small). Its one trace-time constant (transformers' mask
     padding check, kv length == mask length) holds for every input of an encoder.
     """
-    from socialcare.model import IntentSentimentModel
+    from socialcare.runtime.model import IntentSentimentModel
 
     info = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
     tokens = TokenBatcher.for_model(model_dir, info)

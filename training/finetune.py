@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcare.model import IntentSentimentModel
-from training.encoding import LabelArrays
+from socialcare.core.arrays import LabelArrays, has_sentiment
+from socialcare.runtime.model import IntentSentimentModel
 
 LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
 
@@ -73,10 +73,10 @@ def selection_metrics(eval_prediction) -> dict[str, float]:
         scores["intent_macro_f1"] = _macro_f1(
             intent_labels[known].astype(int), (intent_logits[known] > 0).astype(int)
         )
-    has_sentiment = sentiment_labels >= 0
-    if has_sentiment.any():
+    labelled = has_sentiment(sentiment_labels)
+    if labelled.any():
         scores["sentiment_macro_f1"] = _macro_f1(
-            sentiment_labels[has_sentiment], sentiment_logits[has_sentiment].argmax(axis=1)
+            sentiment_labels[labelled], sentiment_logits[labelled].argmax(axis=1)
         )
     if not scores:
         raise ValueError("validation data has neither intent nor sentiment labels")

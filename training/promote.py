@@ -13,12 +13,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.labels import INTENTS
-from socialcare.options import option
-from socialcare.predictor import Predictor
-from socialcare.registry import PRODUCTION, STAGE, get_model, mark_production, production_model
-from socialcare.registry import set_stage as set_model_stage
+from socialcare.core import paths
+from socialcare.core.labels import INTENTS
+from socialcare.core.options import option
+from socialcare.runtime.predictor import Predictor
+from socialcare.runtime.registry import (
+    PRODUCTION,
+    STAGE,
+    get_model,
+    mark_production,
+    production_model,
+)
+from socialcare.runtime.registry import set_stage as set_model_stage
 
 PROMOTIONS_LOG = paths.ARTIFACTS_DIR / "promotions.jsonl"
 PROMOTED, REFUSED = "promoted", "refused"

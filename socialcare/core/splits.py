@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from socialcare.schema import Post
+from socialcare.core.schema import Post
 
 DEFAULT_FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
 

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.schema import Post
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.schema import Post
 
 
 def label_counts(posts: list[Post]) -> Counter:

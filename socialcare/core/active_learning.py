@@ -16,7 +16,7 @@ Uncertainty of post i (all terms in [0, 1], 1 = the model cannot tell):
 Order (greedy, maximal marginal relevance): repeatedly pick the remaining post with the
 highest ``u_i - diversity * max_{k in W} sim(i, k)``, where W are the last ``window`` posts
 picked and ``sim`` is the cosine of character 3-5-gram TF-IDF vectors of the posts'
-duplicate keys (socialcare.text.duplicate_key: case, punctuation, links and @mentions
+duplicate keys (socialcare.core.text.duplicate_key: case, punctuation, links and @mentions
 ignored, so template posts and copy-paste campaigns score close to 1). Character n-grams
 work for Swedish and Italian alike and catch inflected or misspelt variants. With the
 default ``diversity = 0.5`` a near-copy of a just-shown post waits until the gap in
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from socialcare.text import duplicate_key
+from socialcare.core.text import duplicate_key
 
 DEFAULT_DIVERSITY = 0.5
 DEFAULT_WINDOW = 10

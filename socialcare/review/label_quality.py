@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from socialcare import paths
-from socialcare.agreement import group_agreement
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.schema import Post
-from training.encoding import LabelArrays, encode_posts
+from socialcare.core import paths
+from socialcare.core.agreement import group_agreement
+from socialcare.core.arrays import LabelArrays, encode_posts, has_sentiment
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.schema import Post
 
 # Krippendorff's guidance: alpha >= 0.8 is reliable, 0.667-0.8 allows tentative conclusions.
 RELIABLE_ALPHA, TENTATIVE_ALPHA = 0.8, 0.667
@@ -30,15 +30,15 @@ RELIABLE_ALPHA, TENTATIVE_ALPHA = 0.8, 0.667
 
 def annotation_files(labelled_dir: Path = paths.LABELLED_DIR) -> list[Path]:
     """The shipped double-labelled passes, then every reviewers' round in ``labelled_dir``."""
-    from socialcare.label_store import round_files
+    from socialcare.core.label_store import round_files
 
-    passes = [paths.QUALITY_DIR / "first_pass.jsonl", paths.QUALITY_DIR / "second_pass.jsonl"]
+    passes = [paths.FIRST_PASS, paths.SECOND_PASS]
     return [*passes, *round_files(labelled_dir)]
 
 
 def load_annotations(files: Iterable[Path]) -> list[Post]:
     """One record per (post, annotator), the latest: a corrected label replaces the first."""
-    from socialcare.label_store import latest_labels
+    from socialcare.core.label_store import latest_labels
 
     return latest_labels(files)
 
@@ -215,11 +215,11 @@ def out_of_fold_probabilities(posts: Sequence[Post], folds: int = 5, seed: int =
     """
     from sklearn.model_selection import StratifiedKFold
 
-    from socialcare.predictor import baseline_logits, sigmoid, softmax
+    from socialcare.runtime.predictor import baseline_logits, sigmoid, softmax
     from training.baseline import fit_baseline
 
     arrays = encode_posts(list(posts))
-    counts = Counter(arrays.sentiment[arrays.sentiment >= 0].tolist())
+    counts = Counter(arrays.sentiment[has_sentiment(arrays.sentiment)].tolist())
     thin = [SENTIMENTS[i] for i in range(len(SENTIMENTS)) if counts.get(i, 0) < folds]
     if folds < 2 or thin:
         raise ValueError(
@@ -249,7 +249,7 @@ def out_of_fold_scores(oof: OutOfFold) -> dict:
     The review list is only as good as these probabilities: a weak model flags hard posts,
     not wrong labels.
     """
-    from socialcare.evaluation import evaluate
+    from socialcare.core.evaluation import evaluate
 
     a = oof.arrays
     return evaluate(
@@ -296,7 +296,7 @@ def label_issues(oof: OutOfFold) -> pd.DataFrame:
             }
         )
 
-    known = np.flatnonzero(a.sentiment >= 0)
+    known = np.flatnonzero(has_sentiment(a.sentiment))
     if len(known):
         labels, probs = a.sentiment[known], oof.sentiment_prob[known]
         flagged = find_label_issues(labels, probs)
@@ -337,7 +337,7 @@ def plot_issue_counts(issues: pd.DataFrame, oof: OutOfFold):
     for i, lang in enumerate(langs):
         in_lang = np.asarray(a.langs) == lang
         labelled = {
-            "sentiment": int((in_lang & (a.sentiment >= 0)).sum()),
+            "sentiment": int((in_lang & has_sentiment(a.sentiment)).sum()),
             **dict.fromkeys(INTENTS, int((in_lang & a.intent_known).sum())),
         }
         counts = issues[issues["lang"] == lang]["head"].value_counts()

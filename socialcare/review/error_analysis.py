@@ -1,7 +1,7 @@
 """Where a model goes wrong, and how two models differ: the logic of error_analysis.ipynb.
 
 Scores, the confusion matrix, per-language F1 and reliability diagrams come from
-``socialcare.evaluation`` (the code `socialcare evaluate` and the promotion gate use), so
+``socialcare.core.evaluation`` (the code `socialcare evaluate` and the promotion gate use), so
 the notebook shows the same numbers; this module adds per-intent confusion matrices, the
 worst mistakes with their texts, and a side-by-side comparison of two models on the gate's
 scores.
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from socialcare import paths
-from socialcare.evaluation import evaluate_predictions, write_plots
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.predictor import Predictions
-from socialcare.records import load_posts, write_posts
-from socialcare.schema import Post
-from training.encoding import LabelArrays, encode_posts
+from socialcare.core import paths
+from socialcare.core.arrays import IGNORE, LabelArrays, encode_posts
+from socialcare.core.evaluation import evaluate_predictions, write_plots
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.records import load_posts, write_posts
+from socialcare.core.schema import Post
+from socialcare.runtime.predictor import Predictions
 
 # The built-in example's weaker model trains on every EXAMPLE_SUBSAMPLE-th training post.
 EXAMPLE_SUBSAMPLE = 5
@@ -45,7 +45,7 @@ def analyse(model: str | Path | None, data: Sequence[Path]) -> Analysis:
     ``model``: a registered tag, a model directory, or None for the production model (else
     the newest registered one).
     """
-    from training.predict import load_predictor
+    from socialcare.cli.predict import load_predictor
 
     tag, predictor = load_predictor(None if model is None else str(model))
     posts = load_posts(data)
@@ -126,7 +126,7 @@ def worst_mistakes(analysis: Analysis, n: int = 15) -> pd.DataFrame:
                     kind = f"missed {intent}" if truth else f"false {intent}"
                     confidence = 1.0 - prob if truth else prob
                     rows.append({"mistake": kind, "confidence": float(confidence), **common})
-        if a.sentiment[i] >= 0:
+        if a.sentiment[i] != IGNORE:
             best = int(p.sentiment_prob[i].argmax())
             if best != a.sentiment[i]:
                 kind = f"sentiment {SENTIMENTS[a.sentiment[i]]} -> {SENTIMENTS[best]}"
@@ -207,7 +207,7 @@ def choose_models(
     registered model. Where the store has too few, two example baselines are trained into
     ``workdir`` (seconds), so that the notebook runs on a fresh clone.
     """
-    from socialcare.registry import get_model, list_models
+    from socialcare.runtime.registry import get_model, list_models
 
     registered = [str(m.tag) for m in list_models()]
     if model is None and registered:

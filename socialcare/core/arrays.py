@@ -4,9 +4,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socialcare.labels import INTENTS, SENTIMENTS
-from socialcare.model import IGNORE
-from socialcare.schema import Post
+from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.schema import Post
+
+IGNORE = -1  # sentiment index of a post labelled for intents only
+
+
+def has_sentiment(sentiment: np.ndarray) -> np.ndarray:
+    """Which rows of a sentiment index array carry a sentiment (not IGNORE)."""
+    return sentiment != IGNORE
 
 
 @dataclass
@@ -21,6 +27,7 @@ class LabelArrays:
 
 
 def encode_posts(posts: list[Post]) -> LabelArrays:
+    """Label arrays of posts, in INTENTS/SENTIMENTS column order."""
     intents = np.zeros((len(posts), len(INTENTS)), dtype=np.int64)
     for i, post in enumerate(posts):
         for label in post.labels or []:

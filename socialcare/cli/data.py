@@ -4,12 +4,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.agreement import agreement_table
-from socialcare.options import option
-from socialcare.records import load_posts, validate, write_posts
-from socialcare.splits import DEFAULT_FRACTIONS, stratified_split
-from socialcare.stats import counts_table
+from socialcare.core import paths
+from socialcare.core.agreement import agreement_table
+from socialcare.core.options import option
+from socialcare.core.records import load_posts, validate, write_posts
+from socialcare.core.splits import DEFAULT_FRACTIONS, stratified_split
+from socialcare.core.stats import counts_table
 
 
 @dataclass
@@ -66,8 +66,8 @@ def run_stats(opts: StatsOptions) -> int:
 class AgreementOptions:
     """Cohen's kappa between two independent labelling passes over the same posts."""
 
-    first: Path = option(paths.QUALITY_DIR / "first_pass.jsonl", help="first pass (JSONL)")
-    second: Path = option(paths.QUALITY_DIR / "second_pass.jsonl", help="second pass (JSONL)")
+    first: Path = option(paths.FIRST_PASS, help="first pass (JSONL)")
+    second: Path = option(paths.SECOND_PASS, help="second pass (JSONL)")
 
 
 def run_agreement(opts: AgreementOptions) -> int:

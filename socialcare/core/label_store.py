@@ -26,12 +26,13 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from socialcare import paths
-from socialcare.records import DataError, Problem, jsonl_files, load_posts
-from socialcare.schema import Post
+from socialcare.core import paths
+from socialcare.core.clock import utc_now
+from socialcare.core.records import DataError, Problem, jsonl_files, load_posts
+from socialcare.core.schema import Post
 
 ROUND_NAME = "round-{:03d}.jsonl"
 _ROUND_RE = re.compile(r"round-(\d{3,})\.jsonl")
@@ -94,7 +95,7 @@ def make_label(
         labels=list(labels),
         sentiment=sentiment,
         annotator=annotator.strip(),
-        labelled_at=labelled_at or datetime.now(UTC),
+        labelled_at=labelled_at or utc_now(),
         source=source,
     )
 
@@ -209,7 +210,7 @@ def read_labels(sources: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list[P
                     path.read_bytes().count(b"\n") + 1,
                     "line",
                     "unfinished line from an interrupted save (never acknowledged); "
-                    "run socialcare.label_store.repair(path) or save another label",
+                    "run socialcare.core.label_store.repair(path) or save another label",
                 )
             )
     if problems:
@@ -232,7 +233,7 @@ def latest_labels(sources: Iterable[str | Path] = (paths.LABELLED_DIR,)) -> list
 
 def describe(path: Path) -> str:
     """A few lines on a round file for the notebook: records, current labels, validation."""
-    from socialcare.records import validate
+    from socialcare.core.records import validate
 
     path = Path(path)
     if not path.exists():

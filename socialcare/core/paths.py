@@ -3,11 +3,14 @@
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"
 SEED_DIR = DATA_DIR / "seed"
 SPLITS = ("train", "validation", "test")
 QUALITY_DIR = DATA_DIR / "quality"
+# The two blind labelling passes of the doubly labelled posts (agreement, label quality).
+FIRST_PASS = QUALITY_DIR / "first_pass.jsonl"
+SECOND_PASS = QUALITY_DIR / "second_pass.jsonl"
 # Public benchmark corpora live beside the repository, never inside it.
 PUBLIC_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "public"
 

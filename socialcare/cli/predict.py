@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from socialcare.options import option
-from socialcare.predictor import Predictor
-from socialcare.records import DataError, read_file
-from socialcare.registry import model_path
-from socialcare.schema import IncomingPost
+from socialcare.core.options import option
+from socialcare.core.records import DataError, read_file
+from socialcare.core.schema import IncomingPost
+from socialcare.runtime.predictor import Predictor
+from socialcare.runtime.registry import model_path
 
 
 @dataclass

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from socialcare.schema import Post
-from socialcare.text import duplicate_key
+from socialcare.core.errors import describe_errors
+from socialcare.core.schema import Post
+from socialcare.core.text import duplicate_key
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,6 @@ def jsonl_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]
     return files, problems
 
 
-def _field_of(error: dict) -> str:
-    loc = error.get("loc") or ()
-    return ".".join(str(part) for part in loc) if loc else "labels/sentiment"
-
-
-def _message_of(error: dict) -> str:
-    if error["type"] == "missing":
-        return "is required"
-    if error["type"] == "extra_forbidden":
-        return "unknown field (check the spelling; allowed: " + ", ".join(Post.model_fields) + ")"
-    message = error["msg"]
-    return message.removeprefix("Value error, ")
-
-
 def parse_line(
     path: Path, line_no: int, raw: bytes, schema: type[BaseModel] = Post
 ) -> BaseModel | list[Problem]:
@@ -103,7 +90,9 @@ def validate_record(
     try:
         return schema.model_validate(obj)
     except ValidationError as err:
-        return [Problem(path, line_no, _field_of(e), _message_of(e)) for e in err.errors()]
+        # An error of the whole record is the model validator's: no labels of either kind.
+        described = describe_errors(err, whole="labels/sentiment", allowed=schema.model_fields)
+        return [Problem(path, line_no, field, message) for field, message in described]
 
 
 def read_file(

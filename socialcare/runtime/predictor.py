@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.core.labels import INTENTS, SENTIMENTS
 
 INFO_FILE = "socialcare.json"
 BASELINE_FILE = "baseline.joblib"
@@ -268,7 +268,7 @@ class Predictor:
     def _load_finetuned(self, threads: int | None, spinning: bool) -> None:
         self._tokens = TokenBatcher.for_model(self.directory, self.info)
         if self.runtime == TORCH:
-            from socialcare.model import IntentSentimentModel
+            from socialcare.runtime.model import IntentSentimentModel
 
             self._model = IntentSentimentModel.load(self.directory)
         else:

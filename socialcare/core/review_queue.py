@@ -16,14 +16,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from socialcare import paths
-from socialcare.privacy import mask_pii
+from socialcare.core import paths
+from socialcare.core.clock import as_utc, utc_now
+from socialcare.core.privacy import mask_pii
 
 # Writers wait this long for each other's transactions before giving up; far longer
 # than any write here takes (milliseconds), so only a stuck process makes it fail.
@@ -49,17 +50,11 @@ _INHERITED: list[sqlite3.Connection] = []
 _COLUMNS = "queue_id, post_id, text, lang, reasons, prediction, model, created_at, queued_at"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _utc_text(moment: datetime | None) -> str | None:
     # One fixed format in UTC, so that text order is time order in SQL.
     if moment is None:
         return None
-    if moment.tzinfo is None:  # naive times are taken as UTC, as everywhere in the service
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return as_utc(moment).isoformat(timespec="microseconds")
 
 
 class ReviewItem(BaseModel):
@@ -76,7 +71,7 @@ class ReviewItem(BaseModel):
     prediction: dict[str, Any]
     model: str
     created_at: datetime | None = None
-    queued_at: datetime = Field(default_factory=_now)
+    queued_at: datetime = Field(default_factory=utc_now)
     # Assigned by the store; None until the item is added.
     queue_id: int | None = None
 
@@ -186,7 +181,7 @@ class ReviewQueue:
 
     def mark_done(self, ids: list[int]) -> int:
         """Mark items as reviewed so they leave the pending list; return how many changed."""
-        reviewed_at = _utc_text(_now())
+        reviewed_at = _utc_text(utc_now())
         with self._connect() as conn:
             cursor = conn.executemany(
                 "UPDATE review_items SET reviewed_at = ?"

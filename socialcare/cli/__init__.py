@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from serving.commands import ServeOptions, run_serve
-from socialcare import data_commands as data
-from socialcare.options import add_options, config_defaults, option, parse_options
-from socialcare.records import DataError
+from socialcare.cli import data
+from socialcare.cli.predict import PredictOptions, run_predict
+from socialcare.core.options import add_options, config_defaults, option, parse_options
+from socialcare.core.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
-from training.predict import PredictOptions, run_predict
 from training.promote import PromoteOptions, run_promote
 
 
@@ -47,8 +47,8 @@ class RunOptions:
 
 
 def run_main_job(opts: RunOptions) -> int:
-    from socialcare import paths
-    from socialcare.registry import list_models, production_model
+    from socialcare.core import paths
+    from socialcare.runtime.registry import list_models, production_model
     from training.promote import PromoteOptions, run_promote
 
     print("== validate data/")

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.arrays import has_sentiment
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 
 CALIBRATION_BINS = 10
 
@@ -30,7 +31,7 @@ def _reliability(
 
 
 def evaluate_predictions(labelled, predictions) -> dict:
-    """``evaluate`` for labelled posts as encoded for training (``training.encoding.LabelArrays``:
+    """``evaluate`` for labelled posts as encoded for training (``core.arrays.LabelArrays``:
     langs, intents, intent_known, sentiment) and a predictor's ``Predictions``."""
     return evaluate(
         labelled.langs,
@@ -150,7 +151,7 @@ def _check_shapes(n: int, arrays: dict[str, tuple[np.ndarray, tuple[int, ...]]])
         if array.shape != shape:
             raise ValueError(
                 f"{name} has shape {array.shape}, expected {shape}: one row per post "
-                f"({n} posts), columns in the order of socialcare.labels"
+                f"({n} posts), columns in the order of socialcare.core.labels"
             )
 
 
@@ -199,7 +200,7 @@ def evaluate(
 
     def scores(rows: np.ndarray) -> dict:
         with_intent = rows & intent_known
-        with_sentiment = rows & (sentiment_true >= 0)
+        with_sentiment = rows & has_sentiment(sentiment_true)
         return {
             **_intent_scores(
                 intent_true[with_intent], intent_prob[with_intent], intent_pred[with_intent]
@@ -285,7 +286,7 @@ def write_plots(
 
     intent_known = np.asarray(intent_known, dtype=bool)
     sentiment_true = np.asarray(sentiment_true, dtype=int)
-    with_sentiment = sentiment_true >= 0
+    with_sentiment = has_sentiment(sentiment_true)
     panels = [
         (
             "Intents (each post × intent)",

@@ -4,8 +4,8 @@ A reviewer enters their name, picks a source (the service's review queue, or a J
 file of unlabelled posts) and labels one post at a time: intent checkboxes, a sentiment
 choice, the language when it is not known, then Save, Skip or Back. The model's
 suggestions are pre-filled and shown with their probabilities; posts come in
-active-learning order (socialcare.active_learning). Every Save appends a new record to
-the round file through socialcare.label_store; going back to a saved post and saving
+active-learning order (socialcare.core.active_learning). Every Save appends a new record to
+the round file through socialcare.core.label_store; going back to a saved post and saving
 again appends a correction, never an edit.
 
 The buttons call ``save``, ``skip``, ``back`` and ``load``; tests and the notebook's
@@ -30,20 +30,20 @@ import ipywidgets as widgets
 import numpy as np
 from pydantic import ValidationError
 
-from socialcare import paths
-from socialcare.active_learning import head_uncertainty, order_for_review
-from socialcare.label_store import (
+from socialcare.core import paths
+from socialcare.core.active_learning import head_uncertainty, order_for_review
+from socialcare.core.label_store import (
     append_label,
     current_round,
     latest_labels,
     make_label,
     round_files,
 )
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.predictor import DEFAULT_THRESHOLD, Predictor
-from socialcare.records import DataError, read_csv, read_file
-from socialcare.schema import IncomingPost, Post
-from socialcare.text import duplicate_key
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.records import DataError, read_csv, read_file
+from socialcare.core.schema import IncomingPost, Post
+from socialcare.core.text import duplicate_key
+from socialcare.runtime.predictor import DEFAULT_THRESHOLD, Predictor
 
 QUEUE = "queue"
 EXAMPLES_DIR = paths.REPO_ROOT / "notebooks" / "examples"
@@ -185,7 +185,7 @@ def load_items(
 
 
 def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
-    from socialcare.review_queue import ReviewQueue
+    from socialcare.core.review_queue import ReviewQueue
 
     return [
         Item(
@@ -210,7 +210,7 @@ def load_model(spec: str | Path | None) -> tuple[Predictor | None, str, str]:
     try:
         if Path(spec).is_dir():
             return Predictor(Path(spec)), Path(spec).name, f"Suggestions from the model in {spec}."
-        from socialcare.registry import model_path
+        from socialcare.runtime.registry import model_path
 
         tag, directory = model_path(None if str(spec) == "latest" else str(spec))
         return Predictor(directory), tag, f"Suggestions from registered model {tag}."
@@ -553,7 +553,7 @@ class LabellingApp:
         self._ids_by_key[duplicate_key(item.text)] = item.post_id
         self.skipped.discard(item.post_id)
         if item.queue_id is not None:
-            from socialcare.review_queue import ReviewQueue
+            from socialcare.core.review_queue import ReviewQueue
 
             # After the label is durable: a crash in between shows the post again, and a
             # second label of it is a harmless correction.

@@ -5,17 +5,18 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
-from socialcare.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 
 
-def _not_blank(value: str) -> str:
+def not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or whitespace only")
     return value
 
 
-# A post's text: any string with something in it besides whitespace.
-PostText = Annotated[str, AfterValidator(_not_blank)]
+# Text with something in it besides whitespace (a post's text, an id, a policy's reason).
+NonBlank = Annotated[str, AfterValidator(not_blank)]
+PostText = NonBlank
 
 
 class Post(BaseModel):
@@ -29,7 +30,7 @@ class Post(BaseModel):
     # Unknown keys are refused so that a typo ("label", "sentimet") cannot silently drop a label.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: NonBlank
     text: PostText
     lang: str
     labels: list[str] | None = None
@@ -37,13 +38,11 @@ class Post(BaseModel):
     annotator: str | None = None
     labelled_at: datetime | None = None
     source: str | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    # The post this one replies to, for thread replies: its labels are what the reply
+    # means under that parent.
+    parent_text: PostText | None = None
+    # Who wrote the post (writer or writer-brief id): splits keep each writer in one split.
+    writer: str | None = None
 
     @field_validator("lang")
     @classmethod
@@ -92,3 +91,4 @@ class IncomingPost(BaseModel):
     text: PostText
     id: str | None = None
     lang: str | None = None
+    parent_text: str | None = None

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from socialcare.labels import INTENTS, SENTIMENTS
+from socialcare.core.arrays import IGNORE
+from socialcare.core.labels import INTENTS, SENTIMENTS
 
 HEADS_FILE = "heads.safetensors"
-IGNORE = -1  # sentiment index of a post labelled for intents only
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

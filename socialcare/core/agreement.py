@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socialcare.labels import INTENTS
-from socialcare.schema import Post
+from socialcare.core.labels import INTENTS
+from socialcare.core.schema import Post
 
 
 @dataclass(frozen=True)

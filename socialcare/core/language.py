@@ -8,7 +8,7 @@ fewer candidates, the fewer confusions on short posts.
 from collections.abc import Sequence
 from functools import cache
 
-from socialcare.labels import LANGS
+from socialcare.core.labels import LANGS
 
 # Besides sv and it: neighbours that share vocabulary with them (da, nb, nn, fi, es, pt,
 # fr) and the big immigrant and tourist languages, so that those posts are recognised as
