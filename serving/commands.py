@@ -45,10 +45,10 @@ def service_environment(opts: ServeOptions) -> dict[str, str]:
 
 def run_serve(opts: ServeOptions) -> int:
     from serving.policy import load_policy
-    from socialcare.runtime.registry import model_path
+    from socialcare.runtime.resolver import resolve_model
 
     # Check what can be checked here, so mistakes read as one line, not a server log.
-    tag, _ = model_path(opts.model)
+    tag = resolve_model(opts.model).tag
     policy = load_policy(opts.policy)
     print(f"serving {tag} with policy {policy.version} on http://{opts.host}:{opts.port}")
     command = [

@@ -27,10 +27,11 @@ from pydantic import BaseModel
 
 from serving.api import PostPrediction, PredictRequest, PredictResponse
 from serving.policy import Policy, load_policy
-from socialcare.core import paths, registry
+from socialcare.core import paths
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.language import detect_languages, load_detector
 from socialcare.core.review_queue import ReviewItem, ReviewQueue
+from socialcare.runtime import registry
 
 logger = logging.getLogger("socialcare.service")
 

@@ -12,17 +12,20 @@ from socialcare.core.label_store import latest_labels, read_labels
 from socialcare.core.labels import INTENTS, SENTIMENTS
 from socialcare.core.records import DataError
 from socialcare.core.review_queue import ReviewItem, ReviewQueue
-from socialcare.review.labelling import (
+from socialcare.core.schema import IncomingPost
+from socialcare.review.guide import GUIDE_SUMMARY
+from socialcare.review.items import (
     EXAMPLE_POSTS,
     EXAMPLE_ROUND_FILE,
     EXAMPLES_DIR,
-    GUIDE_SUMMARY,
     QUEUE,
-    LabellingApp,
     default_round_file,
     load_items,
     post_id_for,
 )
+from socialcare.review.labelling import LabellingApp
+from socialcare.runtime.classify import classify_posts
+from socialcare.runtime.predictor import Predictor
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "label_posts.ipynb"
 
@@ -188,12 +191,10 @@ def test_a_reviewer_resumes_where_they_stopped_and_others_start_afresh(tmp_path)
 def test_suggestions_are_pre_filled_with_probabilities_in_uncertainty_order(
     tmp_path, baseline_model
 ):
-    from socialcare.runtime.predictor import Predictor
-
     app = app_for(tmp_path, model=baseline_model)
-    assert f"Suggestions from the model in {baseline_model}" in app.model_note
-    texts = [item.text for item in app.items]
-    predictions = Predictor(baseline_model).predict(texts, [item.lang for item in app.items])
+    assert f"Suggestions from the model {baseline_model}" in app.model_note
+    posts = [IncomingPost(text=item.text, lang=item.lang) for item in app.items]
+    answers = classify_posts(Predictor(baseline_model), posts)
     uncertainties = [app.items[i].uncertainty for i in app.order]
     assert uncertainties[0] == max(uncertainties)  # the most uncertain post first
 
@@ -201,13 +202,13 @@ def test_suggestions_are_pre_filled_with_probabilities_in_uncertainty_order(
     # The reviewer sees why the post came first: its least certain decision.
     about = app.items[shown].uncertain_about
     assert f"uncertainty {uncertainties[0]:.2f} ({about})" in html.unescape(app.post_html.value)
-    expected = predictions.record(shown)
+    expected = answers[shown]
     labels, sentiment, _ = app.form()
-    assert labels == expected["labels"] and sentiment == expected["sentiment"]["label"]
+    assert labels == expected.labels and sentiment == expected.sentiment.label
     for name, box in app.intent_boxes.items():
-        assert box.description == f"{name}  {expected['intents'][name]:.2f}"
+        assert box.description == f"{name}  {expected.intents[name]:.2f}"
     assert [label for label, _ in app.sentiment_buttons.options] == [
-        f"{name} {expected['sentiment']['scores'][name]:.2f}" for name in SENTIMENTS
+        f"{name} {expected.sentiment.scores[name]:.2f}" for name in SENTIMENTS
     ]
 
 
@@ -255,7 +256,6 @@ def test_the_notebook_runs_headless_and_saves_through_the_buttons(
     run_notebook, tmp_path, baseline_model, capsys
 ):
     from socialcare.cli import main
-    from socialcare.runtime.predictor import Predictor
 
     round_file = tmp_path / "labels" / "round-001.jsonl"
     notebook = run_notebook(
@@ -269,7 +269,7 @@ def test_the_notebook_runs_headless_and_saves_through_the_buttons(
         },
     )
     output = _text_of(notebook)
-    assert "Suggestions from the model in" in output
+    assert "Suggestions from the model" in output
     assert "Corrected" in output and "socialcare validate: OK" in output
 
     records = read_labels([round_file])
@@ -278,9 +278,10 @@ def test_the_notebook_runs_headless_and_saves_through_the_buttons(
     assert len(latest_labels([round_file])) == 2
     # The first save kept the model's pre-filled suggestion.
     first = records[0]
-    predicted = Predictor(baseline_model).predict([first.text], [first.lang]).record(0)
-    assert first.labels == predicted["labels"]
-    assert first.sentiment == predicted["sentiment"]["label"]
+    post = IncomingPost(text=first.text, lang=first.lang)
+    [predicted] = classify_posts(Predictor(baseline_model), [post])
+    assert first.labels == predicted.labels
+    assert first.sentiment == predicted.sentiment.label
     assert main(["validate", str(round_file)]) == 0, capsys.readouterr().out
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from socialcare.cli import main
-from socialcare.core import paths, registry
+from socialcare.core import paths
 from socialcare.core.label_store import append_label, make_label, round_path
 from socialcare.core.labels import INTENTS
 from socialcare.core.records import load_posts, write_posts
+from socialcare.runtime import registry
+from socialcare.runtime.resolver import resolve_model
 from training.config import TrainOptions
 from training.promote import compare, gate_scores
 
@@ -50,13 +52,11 @@ def models(tmp_path_factory, rounds) -> dict[str, Path]:
 def register(directory: Path, name: str) -> str:
     """Register a trained model directory as `socialcare train` does."""
     info = json.loads((directory / "socialcare.json").read_text())
-    return registry.register(
-        directory, {"kind": "baseline", "stage": "candidate"}, info["provenance"], name=name
-    )
+    return registry.register(directory, {"kind": "baseline"}, info["provenance"], name=name)
 
 
 def stage(tag: str) -> str:
-    return registry.get_model(tag).info.labels["stage"]
+    return registry.stage_of(registry.get_model(tag))
 
 
 def log_entries(path: Path) -> list[dict]:
@@ -108,7 +108,7 @@ def test_promotes_a_better_model_and_archives_the_old_one(models, tmp_path, caps
     assert {c["score"] for c in second["checks"]} == set(second["candidate_scores"])
     assert all(c["passed"] and c["drop"] < 0 for c in second["checks"])  # better everywhere
     assert second["data"] == [str(paths.seed_split("test"))]
-    stored = registry.get_model(strong).info.metadata["promotion"]
+    stored = registry.stage_record(registry.get_model(strong))["promotion"]
     assert stored["decision"] == "promoted" and stored["reference"] == weak
 
 
@@ -130,20 +130,23 @@ def test_refuses_a_worse_model_and_says_which_scores(models, tmp_path, capsys):
         assert check["score"] in refused["reason"]
         assert check["drop"] == pytest.approx(100 * (check["reference"] - check["candidate"]))
     assert f"refused: {weak}" in out
-    assert registry.get_model(weak).info.metadata["promotion"]["decision"] == "refused"
+    assert registry.stage_record(registry.get_model(weak))["promotion"]["decision"] == "refused"
 
 
 def test_default_model_is_production_else_newest_and_says_which(models, caplog):
     older = register(models["weak"], "gate-default")
     newer = register(models["weak"], "gate-default")
-    with caplog.at_level(logging.INFO, logger="socialcare.runtime.registry"):
-        assert str(registry.get_model(None, "gate-default").tag) == newer
+    with caplog.at_level(logging.INFO, logger="socialcare.runtime.resolver"):
+        assert resolve_model(None, "gate-default").tag == newer
         assert "no gate-default model is in production" in caplog.text
         registry.mark_production(older)
         caplog.clear()
-        assert str(registry.get_model(None, "gate-default").tag) == older
+        assert resolve_model(None, "gate-default").tag == older
         assert f"using the production model {older}" in caplog.text
-    assert registry.model_path(None, "gate-default")[0] == older
+    assert resolve_model("production", "gate-default").tag == older
+    assert resolve_model("latest", "gate-default").tag == newer
+    assert resolve_model("gate-default:latest").tag == newer
+    assert resolve_model(older).tag == older
 
 
 def test_promote_refuses_data_the_models_learnt_from(models, capsys):

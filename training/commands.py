@@ -5,17 +5,18 @@ from dataclasses import dataclass
 
 from socialcare.core import paths
 from socialcare.core.options import option
-from socialcare.runtime.registry import MODEL_NAME, list_models
+from socialcare.runtime.registry import MODEL_NAME, list_models, stage_of
 from training.config import EvaluateOptions
 
 
 def run_evaluate(opts: EvaluateOptions) -> int:
     # Heavy imports (torch, sklearn) wait until a command needs them: `--help` stays fast.
-    from socialcare.cli.predict import load_predictor
     from socialcare.core.evaluation import format_scores
+    from socialcare.runtime.resolver import load_predictor
     from training.report import data_hash, score, write_report
 
-    tag, predictor = load_predictor(opts.model)
+    predictor = load_predictor(opts.model)
+    tag = predictor.tag
     output = opts.output or paths.ARTIFACTS_DIR / "evaluations" / tag.replace(":", "-")
     metrics = score(predictor, opts.data, plots_dir=output / "plots")
     provenance = {
@@ -56,6 +57,7 @@ def run_models(opts: ModelsOptions) -> int:
                 "tag": str(model.tag),
                 "created": model.info.creation_time.isoformat(timespec="seconds"),
                 "labels": dict(model.info.labels),
+                "stage": stage_of(model),
                 "metrics": meta.get("metrics", {}),
             }
         )
@@ -71,7 +73,7 @@ def run_models(opts: ModelsOptions) -> int:
         m = row["metrics"]
         print(
             f"| {row['tag']} | {row['created']} | {row['labels'].get('kind', '?')} | "
-            f"{row['labels'].get('stage', '?')} | {_percent(m.get('test_intent_macro_f1'))} | "
+            f"{row['stage']} | {_percent(m.get('test_intent_macro_f1'))} | "
             f"{_percent(m.get('test_sentiment_macro_f1'))} |"
         )
     return 0

@@ -19,10 +19,10 @@ from socialcare.core.options import option
 from socialcare.runtime.predictor import Predictor
 from socialcare.runtime.registry import (
     PRODUCTION,
-    STAGE,
     get_model,
     mark_production,
     production_model,
+    stage_of,
 )
 from socialcare.runtime.registry import set_stage as set_model_stage
 
@@ -189,11 +189,10 @@ def _promote(opts: PromoteOptions) -> int:
         "checks": [asdict(check) for check in checks],
     }
     if decision == PROMOTED:
-        entry["archived"] = mark_production(str(candidate.tag), {"promotion": entry})
+        entry["archived"] = mark_production(str(candidate.tag), entry)
     else:
-        # The stage stays as it was; the refusal and its numbers go into the metadata.
-        stage = candidate.info.labels.get(STAGE) or "candidate"
-        set_model_stage(str(candidate.tag), stage, {"promotion": entry})
+        # The stage stays as it was; the refusal and its numbers are recorded with it.
+        set_model_stage(str(candidate.tag), stage_of(candidate), entry)
     _append(opts.log, entry)
 
     print(f"\n{decision}: {candidate.tag}: {reason}")

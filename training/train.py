@@ -187,5 +187,4 @@ def _registry_labels(opts: TrainOptions) -> dict[str, str]:
     return {
         "kind": opts.kind,
         "base_model": opts.base_model if opts.kind == "finetune" else "tfidf",
-        "stage": "candidate",
     }

@@ -49,7 +49,6 @@ class RunOptions:
 def run_main_job(opts: RunOptions) -> int:
     from socialcare.core import paths
     from socialcare.runtime.registry import list_models, production_model
-    from training.promote import PromoteOptions, run_promote
 
     print("== validate data/")
     if data.run_validate(data.ValidateOptions(paths=[paths.DATA_DIR])) != 0:

@@ -1,7 +1,6 @@
 """`socialcare predict`: batch prediction over a JSONL file, streaming, in bounded memory."""
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,27 +8,22 @@ from pathlib import Path
 from socialcare.core.options import option
 from socialcare.core.records import DataError, read_file
 from socialcare.core.schema import IncomingPost
-from socialcare.runtime.predictor import Predictor
-from socialcare.runtime.registry import model_path
 
 
 @dataclass
 class PredictOptions:
     """Classify every post of a JSONL file (only "text" is required; "id" and "lang" are
-    used when present) with a registered model; write one prediction a line."""
+    used when present, a missing "lang" is detected) with a registered model; write one
+    prediction a line, the same answer `POST /predict` gives for the post."""
 
     input: Path = option(help="JSONL file of posts")
     output: Path = option(help="JSONL file of predictions (written atomically)")
-    model: str | None = option(None, help="registered tag or model directory (default: latest)")
+    model: str | None = option(
+        None,
+        help="production, latest, a registered tag or a model directory "
+        "(default: production, else latest)",
+    )
     batch_size: int = option(256, help="posts read and classified at a time")
-
-
-def load_predictor(model: str | None) -> tuple[str, Predictor]:
-    """A model directory given as a path, else the registered tag (or the latest)."""
-    if model is not None and Path(model).is_dir():
-        return str(model), Predictor(Path(model))
-    tag, directory = model_path(model)
-    return tag, Predictor(directory)
 
 
 def _check_input(path: Path) -> int:
@@ -59,25 +53,23 @@ def _batches(path: Path, size: int) -> Iterator[list[tuple[int, IncomingPost]]]:
 def run_predict(opts: PredictOptions) -> int:
     from tqdm.auto import tqdm
 
+    from socialcare.runtime.classify import classify_posts
+    from socialcare.runtime.resolver import load_predictor
+
     if not opts.input.is_file():
-        print(f"socialcare predict: {opts.input}: no such file", file=sys.stderr)
-        return 1
+        raise FileNotFoundError(f"{opts.input}: no such file")
     total = _check_input(opts.input)
-    tag, predictor = load_predictor(opts.model)
+    predictor = load_predictor(opts.model)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     partial = opts.output.with_name(opts.output.name + ".partial")
     with partial.open("w", encoding="utf-8") as out, tqdm(total=total, unit="post") as bar:
         for batch in _batches(opts.input, opts.batch_size):
-            posts = [post for _, post in batch]
-            predictions = predictor.predict([p.text for p in posts], [p.lang for p in posts])
-            for i, (line_no, post) in enumerate(batch):
-                record = {
-                    "id": post.id if post.id is not None else f"line-{line_no}",
-                    "lang": post.lang,
-                    **predictions.record(i),
-                }
+            answers = classify_posts(predictor, [post for _, post in batch])
+            for (line_no, _), answer in zip(batch, answers, strict=True):
+                record = answer.model_dump(mode="json")
+                record["id"] = answer.id if answer.id is not None else f"line-{line_no}"
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.update(len(batch))
     partial.replace(opts.output)
-    print(f"{total} predictions by {tag} written to {opts.output}")
+    print(f"{total} predictions by {predictor.tag} written to {opts.output}")
     return 0

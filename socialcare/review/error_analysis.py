@@ -22,7 +22,10 @@ from socialcare.core.evaluation import evaluate_predictions, write_plots
 from socialcare.core.labels import INTENTS, SENTIMENTS
 from socialcare.core.records import load_posts, write_posts
 from socialcare.core.schema import Post
-from socialcare.runtime.predictor import Predictions
+from socialcare.runtime.classify import answer
+from socialcare.runtime.predictor import INFO_FILE, Predictions
+from socialcare.runtime.registry import list_models
+from socialcare.runtime.resolver import load_predictor, resolve_model
 
 # The built-in example's weaker model trains on every EXAMPLE_SUBSAMPLE-th training post.
 EXAMPLE_SUBSAMPLE = 5
@@ -45,9 +48,8 @@ def analyse(model: str | Path | None, data: Sequence[Path]) -> Analysis:
     ``model``: a registered tag, a model directory, or None for the production model (else
     the newest registered one).
     """
-    from socialcare.cli.predict import load_predictor
-
-    tag, predictor = load_predictor(None if model is None else str(model))
+    predictor = load_predictor(model)
+    tag = predictor.tag
     posts = load_posts(data)
     arrays = encode_posts(posts)
     predictions = predictor.predict(arrays.texts, arrays.langs)
@@ -109,14 +111,14 @@ def worst_mistakes(analysis: Analysis, n: int = 15) -> pd.DataFrame:
     a, p = analysis.arrays, analysis.predictions
     rows = []
     for i, post in enumerate(analysis.posts):
-        predicted = p.record(i)
+        predicted = answer(p, i, post.id, post.lang)
         common = {
             "id": post.id,
             "lang": post.lang,
             "true labels": ", ".join(post.labels or []),
-            "predicted labels": ", ".join(predicted["labels"]),
+            "predicted labels": ", ".join(predicted.labels),
             "true sentiment": post.sentiment,
-            "predicted sentiment": predicted["sentiment"]["label"],
+            "predicted sentiment": predicted.sentiment.label,
             "text": post.text,
         }
         if a.intent_known[i]:
@@ -207,11 +209,9 @@ def choose_models(
     registered model. Where the store has too few, two example baselines are trained into
     ``workdir`` (seconds), so that the notebook runs on a fresh clone.
     """
-    from socialcare.runtime.registry import get_model, list_models
-
     registered = [str(m.tag) for m in list_models()]
     if model is None and registered:
-        model = str(get_model(None).tag)
+        model = resolve_model().tag
     if other is None:
         other = next((tag for tag in registered if tag != model), None)
     if model is None or other is None:
@@ -236,7 +236,7 @@ def example_models(workdir: Path) -> tuple[Path, Path]:
         posts = load_posts([paths.seed_split("train")])
         write_posts(subset, posts[::EXAMPLE_SUBSAMPLE])
     for directory, train in ((full, paths.seed_split("train")), (small, subset)):
-        if not (directory / "socialcare.json").exists():
+        if not (directory / INFO_FILE).exists():
             options = TrainOptions(
                 kind="baseline",
                 train=[train],

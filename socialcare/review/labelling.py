@@ -3,294 +3,45 @@
 A reviewer enters their name, picks a source (the service's review queue, or a JSONL/CSV
 file of unlabelled posts) and labels one post at a time: intent checkboxes, a sentiment
 choice, the language when it is not known, then Save, Skip or Back. The model's
-suggestions are pre-filled and shown with their probabilities; posts come in
-active-learning order (socialcare.core.active_learning). Every Save appends a new record to
-the round file through socialcare.core.label_store; going back to a saved post and saving
-again appends a correction, never an edit.
+suggestions are pre-filled and shown with their probabilities (socialcare.review.items).
+Every Save appends a new record to the round file through socialcare.core.label_store;
+going back to a saved post and saving again appends a correction, never an edit.
 
 The buttons call ``save``, ``skip``, ``back`` and ``load``; tests and the notebook's
 headless check call the same methods (or ``button.click()``).
-
-Suggestions: with a model loaded, its calibrated answers and tuned thresholds (one model,
-so one consistent order); without one, queue posts show what the service said when it
-queued them (ordered with the default threshold), file posts show none.
-
-A record's ``source`` is the post's channel (facebook, x, forum...) when the input says,
-as in the seed data; otherwise where the reviewer got it: ``review-queue`` or
-``file:<name>``.
 """
 
-import hashlib
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as widgets
-import numpy as np
 from pydantic import ValidationError
 
 from socialcare.core import paths
-from socialcare.core.active_learning import head_uncertainty, order_for_review
-from socialcare.core.label_store import (
-    append_label,
-    current_round,
-    latest_labels,
-    make_label,
-    round_files,
-)
+from socialcare.core.errors import describe_errors
+from socialcare.core.label_store import append_label, latest_labels, make_label, round_files
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
-from socialcare.core.records import DataError, read_csv, read_file
-from socialcare.core.schema import IncomingPost, Post
+from socialcare.core.records import DataError
+from socialcare.core.review_queue import ReviewQueue
+from socialcare.core.schema import Post
 from socialcare.core.text import duplicate_key
-from socialcare.runtime.predictor import DEFAULT_THRESHOLD, Predictor
-
-QUEUE = "queue"
-EXAMPLES_DIR = paths.REPO_ROOT / "notebooks" / "examples"
-EXAMPLE_POSTS = EXAMPLES_DIR / "posts.jsonl"
-# Labels of the built-in example go here, never into data/ (which trains models).
-EXAMPLE_ROUND_FILE = paths.ARTIFACTS_DIR / "labelled-example" / "round-001.jsonl"
-NO_MODEL = ("", "none")
-
-# ../shared/LABELING.md in a few lines: the contract stays the guide, this is a reminder.
-GUIDE_SUMMARY: dict[str, str] = {
-    "complaint": "dissatisfied with the insurer (claim, delay, price, staff, app, decision); "
-    "sarcastic complaints count. Always respond.",
-    "question": "asks for information, help, a status or a decision; a request worded as a "
-    "statement counts, a purely rhetorical question in a rant does not.",
-    "factual_error": "states as fact something wrong or rumour-like about the insurer, its "
-    "products, terms or prices ('they NEVER pay'). A question about a rumour is a question.",
-    "humour": "jokes, memes, playful banter meant to amuse; a joke that also carries a "
-    "grievance is complaint + humour.",
-    "praise": "thanks, compliments, a good experience; a thank-you that still asks is "
-    "praise + question.",
-}
-SENTIMENT_SUMMARY = (
-    "Exactly one: the author's overall tone towards the insurer or subject. Sarcasm takes "
-    "the sentiment it means. A joke mocking the insurer is negative, warm is positive, no "
-    "attitude to the insurer is neutral. An alarmist factual error is negative, a calm tip "
-    "neutral."
+from socialcare.review.guide import guide_html
+from socialcare.review.items import (
+    EXAMPLE_POSTS,
+    EXAMPLES_DIR,
+    QUEUE,
+    Item,
+    load_items,
+    load_model,
+    review_order,
+    suggest,
 )
-NO_INTENT_SUMMARY = "None of these (a remark, shared news, spam, off-topic): leave all unticked."
-
-
-class UnlabelledPost(IncomingPost):
-    """A row of an input file: ``text`` required; ``id``, ``lang`` and channel optional."""
-
-    source: str | None = None
-
-
-@dataclass
-class Suggestion:
-    """The model's answer for one post, in the API's terms, and the thresholds behind it."""
-
-    labels: list[str]
-    intents: dict[str, float]
-    sentiment: dict[str, float]
-    thresholds: dict[str, float] | None
-    model: str
-
-    @classmethod
-    def from_prediction(cls, prediction: dict, model: str) -> "Suggestion":
-        """From an API-format prediction: ``labels``, ``intents`` {intent: probability},
-        ``sentiment`` {``label``, ``scores``}. A sentiment given as a bare label counts as
-        certain; a missing intent probability as 0."""
-        sentiment = prediction.get("sentiment") or {}
-        if isinstance(sentiment, str):
-            sentiment = {"label": sentiment}
-        scores = sentiment.get("scores") or {sentiment.get("label"): 1.0}
-        return cls(
-            labels=[label for label in prediction.get("labels", []) if label in INTENTS],
-            intents={
-                name: float((prediction.get("intents") or {}).get(name, 0.0)) for name in INTENTS
-            },
-            sentiment={name: float(scores.get(name, 0.0)) for name in SENTIMENTS},
-            thresholds=None,
-            model=model,
-        )
-
-    @property
-    def sentiment_label(self) -> str | None:
-        """The most probable sentiment, or None when the model gave no sentiment."""
-        best = max(self.sentiment, key=self.sentiment.get)
-        return best if self.sentiment[best] > 0 else None
-
-
-@dataclass
-class Item:
-    """One post to label, wherever it came from."""
-
-    post_id: str
-    text: str
-    lang: str | None
-    source: str
-    suggestion: Suggestion | None = None
-    queue_id: int | None = None
-    reasons: list[str] = field(default_factory=list)
-    uncertainty: float | None = None
-    uncertain_about: str | None = None
-
-
-def post_id_for(text: str) -> str:
-    """A stable id for a post that came without one: the same text always gets the same id,
-    so a correction or a second reviewer's label joins the first."""
-    return "post-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
-
-
-def default_source() -> str:
-    """The review queue when this machine has one, else the built-in example."""
-    return QUEUE if paths.REVIEW_QUEUE.exists() else str(EXAMPLE_POSTS)
-
-
-def default_round_file(source: str | Path) -> Path:
-    """Where labels go: the current round under data/labelled, or a scratch file for the
-    built-in example (so example labels never reach the training data)."""
-    if str(source) != QUEUE and Path(source).resolve().parent == EXAMPLES_DIR.resolve():
-        return EXAMPLE_ROUND_FILE
-    return current_round()
-
-
-def load_items(
-    source: str | Path, limit: int | None = None, queue_path: Path = paths.REVIEW_QUEUE
-) -> list[Item]:
-    """Posts to label from ``"queue"`` (the service's review queue) or a .jsonl/.csv file.
-
-    Raises DataError naming ``file:line: field`` for a bad row, ValueError for an unknown
-    file type.
-    """
-    if str(source) == QUEUE:
-        return _queue_items(queue_path, limit)
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; give a .jsonl or .csv file, or 'queue'")
-    readers = {".jsonl": read_file, ".csv": read_csv}
-    if path.suffix.lower() not in readers:
-        raise ValueError(f"{path}: unknown file type; use .jsonl or .csv (or 'queue')")
-    items, problems = [], []
-    for _, parsed in readers[path.suffix.lower()](path, UnlabelledPost):
-        if isinstance(parsed, list):
-            problems.extend(parsed)
-            continue
-        items.append(
-            Item(
-                post_id=parsed.id or post_id_for(parsed.text),
-                text=parsed.text,
-                lang=parsed.lang,
-                source=parsed.source or f"file:{path.name}",
-            )
-        )
-    if problems:
-        raise DataError(problems)
-    return items[:limit] if limit is not None else items
-
-
-def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
-    from socialcare.core.review_queue import ReviewQueue
-
-    return [
-        Item(
-            post_id=entry.post_id or post_id_for(entry.text),
-            text=entry.text,
-            lang=entry.lang,
-            source="review-queue",
-            suggestion=Suggestion.from_prediction(entry.prediction, entry.model),
-            queue_id=entry.queue_id,
-            reasons=list(entry.reasons),
-        )
-        for entry in ReviewQueue(queue_path).pending(limit)
-    ]
-
-
-def load_model(spec: str | Path | None) -> tuple[Predictor | None, str, str]:
-    """(predictor or None, model name, a note for the reviewer) from a model directory, a
-    registered tag, ``"latest"``, or ``""``/``None`` for no model. Never raises: without
-    a model the notebook still works, without suggestions."""
-    if spec is None or str(spec).strip().lower() in NO_MODEL:
-        return None, "", "No model chosen: posts come without suggestions, in source order."
-    try:
-        if Path(spec).is_dir():
-            return Predictor(Path(spec)), Path(spec).name, f"Suggestions from the model in {spec}."
-        from socialcare.runtime.registry import model_path
-
-        tag, directory = model_path(None if str(spec) == "latest" else str(spec))
-        return Predictor(directory), tag, f"Suggestions from registered model {tag}."
-    except Exception as err:  # any failure to load leaves the reviewer working, with a note
-        return (
-            None,
-            "",
-            (
-                f"No model loaded ({err}). Posts come without suggestions, in source order; "
-                "set MODEL to a model directory or a tag from `socialcare models`."
-            ),
-        )
-
-
-def suggest(items: Sequence[Item], predictor: Predictor, model: str) -> None:
-    """Fill each item's suggestion with the predictor's calibrated answer."""
-    if not items:
-        return
-    predictions = predictor.predict([i.text for i in items], [i.lang for i in items])
-    for row, item in enumerate(items):
-        suggestion = Suggestion.from_prediction(predictions.record(row), model)
-        suggestion.thresholds = dict(
-            zip(INTENTS, map(float, predictions.thresholds[row]), strict=True)
-        )
-        item.suggestion = suggestion
-
-
-def review_order(items: Sequence[Item], k: int | None = None) -> list[int]:
-    """Indices in review order: posts with suggestions by active learning, then any
-    without, in source order. Sets each suggested item's ``uncertainty`` and
-    ``uncertain_about`` (the decision that makes it uncertain, shown to the reviewer)."""
-    with_model = [i for i, item in enumerate(items) if item.suggestion is not None]
-    rest = [i for i, item in enumerate(items) if item.suggestion is None]
-    order = rest
-    if with_model:
-        s = [items[i].suggestion for i in with_model]
-        p = np.array([[x.intents[name] for name in INTENTS] for x in s])
-        q = np.array([[x.sentiment[name] for name in SENTIMENTS] for x in s])
-        # A queue item carries no thresholds: the default stands in for the tuned ones.
-        t = np.array(
-            [[(x.thresholds or {}).get(name, DEFAULT_THRESHOLD) for name in INTENTS] for x in s]
-        )
-        heads = head_uncertainty(p, q, t)
-        for row, i in enumerate(with_model):
-            worst = int(heads[row].argmax())
-            items[i].uncertainty = float(heads[row, worst])
-            if worst < len(INTENTS):
-                about = f"{INTENTS[worst]} {p[row, worst]:.2f} vs threshold {t[row, worst]:.2f}"
-            else:
-                first, second = np.argsort(-q[row], kind="stable")[:2]
-                about = (
-                    f"sentiment {SENTIMENTS[first]} {q[row, first]:.2f} "
-                    f"vs {SENTIMENTS[second]} {q[row, second]:.2f}"
-                )
-            items[i].uncertain_about = about
-        texts = [items[i].text for i in with_model]
-        order = [with_model[j] for j in order_for_review(p, q, t, texts)] + rest
-    return order[:k] if k is not None else order
-
-
-def guide_html() -> str:
-    """The labelling guide's summary, shown beside the post."""
-    rows = "".join(
-        f"<li><b>{name}</b>: {html.escape(rule)}</li>" for name, rule in GUIDE_SUMMARY.items()
-    )
-    return (
-        "<div style='font-size:12px;line-height:1.35'>"
-        "<b>Intents</b> (any number)<ul style='padding-left:16px;margin:2px 0'>"
-        f"{rows}</ul><i>{html.escape(NO_INTENT_SUMMARY)}</i><br><br>"
-        f"<b>Sentiment</b> (exactly one): {html.escape(SENTIMENT_SUMMARY)}<br><br>"
-        "Full guide: <code>../shared/LABELING.md</code></div>"
-    )
 
 
 def _problem_text(err: ValueError) -> str:
     if isinstance(err, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
+        return "; ".join(f"{field}: {message}" for field, message in describe_errors(err))
     return str(err)
 
 
@@ -553,8 +304,6 @@ class LabellingApp:
         self._ids_by_key[duplicate_key(item.text)] = item.post_id
         self.skipped.discard(item.post_id)
         if item.queue_id is not None:
-            from socialcare.core.review_queue import ReviewQueue
-
             # After the label is durable: a crash in between shows the post again, and a
             # second label of it is a harmless correction.
             ReviewQueue(self.queue_path).mark_done([item.queue_id])

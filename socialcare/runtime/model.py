@@ -34,9 +34,12 @@ class IntentSentimentModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, len(INTENTS))
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
-        # Labels travel with the weights.
-        encoder.config.socialcare_intents = list(INTENTS)
-        encoder.config.socialcare_sentiments = list(SENTIMENTS)
+        # Labels travel with the weights, as transformers writes them (config.json): the
+        # intent head's in id2label/label2id, the sentiment head's beside them.
+        encoder.config.id2label = dict(enumerate(INTENTS))
+        encoder.config.label2id = {name: i for i, name in enumerate(INTENTS)}
+        encoder.config.sentiment_id2label = dict(enumerate(SENTIMENTS))
+        encoder.config.sentiment_label2id = {name: i for i, name in enumerate(SENTIMENTS)}
 
     def forward(
         self,
@@ -77,9 +80,16 @@ class IntentSentimentModel(nn.Module):
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(directory, add_pooling_layer=False)
-        saved = (encoder.config.socialcare_intents, encoder.config.socialcare_sentiments)
+        config = encoder.config
+        saved = tuple(
+            [name for _, name in sorted(table.items(), key=lambda item: int(item[0]))]
+            for table in (config.id2label, getattr(config, "sentiment_id2label", {}))
+        )
         if saved != (list(INTENTS), list(SENTIMENTS)):
-            raise ValueError(f"{directory}: model labels {saved} differ from this code's label set")
+            raise ValueError(
+                f"{directory}/config.json: id2label: the model's labels {saved} differ from "
+                f"this code's {list(INTENTS)}, {list(SENTIMENTS)}"
+            )
         model = cls(encoder)
         heads = load_file(directory / HEADS_FILE)
         model.intent_head.load_state_dict(

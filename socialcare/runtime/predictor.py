@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.runtime.tokens import TokenBatcher
 
 INFO_FILE = "socialcare.json"
 BASELINE_FILE = "baseline.joblib"
@@ -31,9 +32,21 @@ ONNX_FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
 # The exported graph's interface (training/export.py writes it, the predictor feeds it).
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUTS = ("intent_logits", "sentiment_logits")
-# Batches may carry at most 25% padding, or up to 64 padding tokens in all (short texts).
-MAX_PADDING = 1.25
-PADDING_SLACK_TOKENS = 64
+
+
+def model_labels() -> dict[str, list[str]]:
+    """The label set as a model records it (socialcare.json ``labels``)."""
+    return {"intents": list(INTENTS), "sentiments": list(SENTIMENTS)}
+
+
+def check_labels(info: dict, where: Path) -> None:
+    """Refuse a model whose heads were trained on another label set than this code's."""
+    saved = info.get("labels")
+    if saved != model_labels():
+        raise ValueError(
+            f"{where}: labels: the model's label set {saved} differs from this code's "
+            f"{model_labels()}; retrain it, or use the code version it was trained with"
+        )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -110,98 +123,6 @@ class Predictions:
     thresholds: np.ndarray  # (N, intents)
     truncated: np.ndarray  # (N,) bool: the model read only the first max_length tokens
 
-    def record(self, i: int) -> dict:
-        """The JSON-able prediction of post i: labels, intent probabilities, sentiment."""
-        intents = {name: float(p) for name, p in zip(INTENTS, self.intent_prob[i], strict=True)}
-        scores = {
-            name: float(p) for name, p in zip(SENTIMENTS, self.sentiment_prob[i], strict=True)
-        }
-        return {
-            "labels": [name for name, on in zip(INTENTS, self.intent_pred[i], strict=True) if on],
-            "intents": intents,
-            "sentiment": {
-                "label": SENTIMENTS[int(np.argmax(self.sentiment_prob[i]))],
-                "scores": scores,
-            },
-        }
-
-
-class TokenBatcher:
-    """Texts → token ids once, then length-sorted batches padded to their longest member.
-
-    Works on its own copy of the fast (Rust) tokenizer, configured once here: the
-    transformers wrapper re-configures padding and truncation on every call, which both
-    costs time and is not safe when several threads (a service's workers) share it.
-    """
-
-    def __init__(self, tokenizer, prefix: str, max_length: int):
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length)
-        self.pad_id = int(tokenizer.pad_token_id or 0)
-        self.prefix = prefix
-        self.max_length = max_length
-
-    @classmethod
-    def for_model(cls, directory: Path, info: dict) -> "TokenBatcher":
-        """The tokenisation a fine-tuned model directory was trained with (its socialcare.json)."""
-        from transformers import AutoTokenizer
-
-        return cls(
-            AutoTokenizer.from_pretrained(directory),
-            prefix=info.get("text_prefix", ""),
-            max_length=int(info.get("max_length", 256)),
-        )
-
-    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
-        """Token ids of each text (prefix and special tokens added, truncated) and whether
-        it was truncated."""
-        encodings = self._tokenizer.encode_batch([self.prefix + text for text in texts])
-        truncated = np.array([bool(e.overflowing) for e in encodings], dtype=bool)
-        return [e.ids for e in encodings], truncated
-
-    def batches(
-        self, ids: list[list[int]], batch_size: int
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(positions, input_ids, attention_mask) per batch, shortest texts first.
-
-        Sorting by token count means each batch pads only to its own longest member, and a
-        batch is closed early when the next text would pad it by more than MAX_PADDING:
-        on CPU every padded token costs as much as a real one, while batching itself saves
-        little (one 128-token review in 32 tweets of 30 tokens made that call 4x slower).
-        """
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        groups, current, real_tokens = [], [], 0
-        for i in order:
-            length = len(ids[i])
-            padded = (len(current) + 1) * length  # sorted: the newcomer is the longest
-            if current and (
-                len(current) == batch_size
-                or (
-                    padded - real_tokens - length > PADDING_SLACK_TOKENS
-                    and padded > MAX_PADDING * (real_tokens + length)
-                )
-            ):
-                groups.append(current)
-                current, real_tokens = [], 0
-            current.append(i)
-            real_tokens += length
-        if current:
-            groups.append(current)
-        batches = []
-        for group in groups:
-            index = np.asarray(group)
-            width = max(len(ids[i]) for i in index)
-            input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
-            attention_mask = np.zeros((len(index), width), dtype=np.int64)
-            for row, i in enumerate(index):
-                input_ids[row, : len(ids[i])] = ids[i]
-                attention_mask[row, : len(ids[i])] = 1
-            batches.append((index, input_ids, attention_mask))
-        return batches
-
 
 class Predictor:
     """A trained model directory, ready to predict. ``kind`` is "finetune" or "baseline".
@@ -219,12 +140,18 @@ class Predictor:
         runtime: str | None = None,
         threads: int | None = None,
         spinning: bool = True,
+        tag: str | None = None,
+        info: dict | None = None,
     ):
         self.directory = Path(directory)
+        self.tag = tag or str(self.directory)
         info_path = self.directory / INFO_FILE
-        if not info_path.exists():
-            raise FileNotFoundError(f"{self.directory}: no {INFO_FILE}; not a socialcare model")
-        self.info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info is None:
+            if not info_path.exists():
+                raise FileNotFoundError(f"{self.directory}: no {INFO_FILE}; not a socialcare model")
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        self.info = info
+        check_labels(info, info_path)
         self.kind = self.info["kind"]
         self.decision = Decision(**self.info.get("decision", {}))
         self.batch_size = batch_size
@@ -275,11 +202,6 @@ class Predictor:
             self._session = onnx_session(
                 self.directory / ONNX_FILES[self.runtime], threads, spinning
             )
-
-    def warm_up(self) -> None:
-        """Run a short and a full-length post once, so that the first real request does not
-        pay the runtime's one-off set-up (memory arena, kernel selection)."""
-        self.predict(["warm-up", "warm-up " * 512], [None, None])
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (uncalibrated) intent and sentiment logits.

@@ -1,0 +1,33 @@
+"""What the model says about a post: one record, whoever asks (API, CLI, notebooks)."""
+
+from pydantic import BaseModel, Field
+
+from socialcare.core.labels import LANGS, Intent, Sentiment
+
+
+class SentimentResult(BaseModel):
+    label: Sentiment
+    scores: dict[Sentiment, float]
+
+
+class Answer(BaseModel):
+    """The model's answer for one post: intents with their calibrated probabilities and the
+    thresholds (of the post's language) that decided them, and the sentiment."""
+
+    id: str | None = Field(description="the post's id, as given")
+    lang: str | None = Field(description="given, or detected (null when undetermined)")
+    labels: list[Intent]
+    intents: dict[Intent, float]
+    sentiment: SentimentResult
+    thresholds: dict[Intent, float] = Field(exclude=True)
+    truncated: bool = Field(exclude=True, description="longer than the model reads")
+
+    def review_reasons(self) -> list[str]:
+        """Why a reviewer should see the post, besides the model's uncertainty (which the
+        response policy's review band decides)."""
+        reasons = []
+        if self.lang is not None and self.lang not in LANGS:
+            reasons.append(f"language: {self.lang} (the model knows {', '.join(LANGS)})")
+        if self.truncated:
+            reasons.append("truncated: the text is longer than the model reads")
+        return reasons
