@@ -18,7 +18,6 @@ from socialcare.core.label_store import (
     current_round,
     latest_labels,
     make_label,
-    next_round,
     read_labels,
     repair,
     round_path,
@@ -66,11 +65,9 @@ def test_a_bad_label_is_refused_before_anything_is_written(tmp_path, change, mes
 
 def test_round_files_are_numbered_and_found_in_order(tmp_path):
     assert current_round(tmp_path) == tmp_path / "round-001.jsonl"
-    assert next_round(tmp_path) == tmp_path / "round-001.jsonl"
     for number in (2, 10):
         append_label(round_path(number, tmp_path), label(post_id=f"p{number}"))
     assert current_round(tmp_path) == tmp_path / "round-010.jsonl"
-    assert next_round(tmp_path) == tmp_path / "round-011.jsonl"
 
 
 def test_corrections_are_new_records_and_the_last_per_annotator_wins(tmp_path):

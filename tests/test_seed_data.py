@@ -10,7 +10,7 @@ from socialcare.core.agreement import agreement_table
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.records import load_posts, validate
 from socialcare.core.stats import counts_table
-from socialcare.core.text import duplicate_key, opening_words
+from socialcare.core.text import duplicate_key
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,9 @@ def test_every_label_in_every_split_and_language(splits, split):
 
 def test_no_two_posts_share_their_first_five_words(posts):
     openings = Counter(
-        opening_words(p.text) for p in posts if len(duplicate_key(p.text).split()) >= 5
+        tuple(duplicate_key(p.text).split()[:5])
+        for p in posts
+        if len(duplicate_key(p.text).split()) >= 5
     )
     assert [k for k, n in openings.items() if n > 1] == []
 

@@ -62,13 +62,6 @@ def current_round(directory: Path = paths.LABELLED_DIR) -> Path:
     return rounds[-1] if rounds else round_path(1, directory)
 
 
-def next_round(directory: Path = paths.LABELLED_DIR) -> Path:
-    """Path of a new round after the newest one (not created until the first label)."""
-    rounds = round_files(directory)
-    number = int(_ROUND_RE.fullmatch(rounds[-1].name).group(1)) + 1 if rounds else 1
-    return round_path(number, directory)
-
-
 def make_label(
     post_id: str,
     text: str,

@@ -19,8 +19,3 @@ def duplicate_key(text: str) -> str:
     folded = _MENTION.sub(" ", _LINK.sub(" ", folded))
     key = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
     return " ".join(key.split()) or "\0" + text.strip()
-
-
-def opening_words(text: str, n: int = 5) -> str:
-    """The first n words of a post after duplicate normalisation (to spot template families)."""
-    return " ".join(duplicate_key(text).split()[:n])
