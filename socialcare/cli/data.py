@@ -10,6 +10,7 @@ from socialcare.core.options import option
 from socialcare.core.records import load_posts, validate, write_posts
 from socialcare.core.splits import DEFAULT_FRACTIONS, stratified_split
 from socialcare.core.stats import counts_table
+from socialcare.core.style import load_insurers, profiles_by_language, profiles_table
 
 
 @dataclass
@@ -51,15 +52,37 @@ def run_split(opts: SplitOptions) -> int:
 
 @dataclass
 class StatsOptions:
-    """Print counts per split, language, intent and sentiment as a Markdown table."""
+    """Print counts per split, language, intent and sentiment as a Markdown table; with
+    --style, how the posts are written (lengths, mentions, emoji, slang, insurers...) per
+    language, beside the real public posts of ../shared/data/public when present."""
 
     data_dir: Path = option(paths.SEED_DIR, help="folder with train/validation/test.jsonl")
+    style: list[Path] | None = option(
+        None, help="JSONL files or folders to profile for style instead of counting labels"
+    )
+    public_dir: Path = option(paths.PUBLIC_DATA_DIR, help="real posts to compare styles with")
+    insurers: Path = option(paths.INSURERS_FILE, help="fictional insurers per language (JSON)")
 
 
 def run_stats(opts: StatsOptions) -> int:
+    if opts.style:
+        print(style_table(opts.style, opts.public_dir, opts.insurers))
+        return 0
     splits = {name: load_posts([opts.data_dir / f"{name}.jsonl"]) for name in paths.SPLITS}
     print(counts_table(splits))
     return 0
+
+
+def style_table(files: list[Path], public_dir: Path, insurers_file: Path) -> str:
+    """The style profile of ``files`` per language, and of the real posts when present."""
+    insurers = load_insurers(insurers_file)
+    columns = profiles_by_language(load_posts(files), "ours", insurers)
+    real = sorted(public_dir.glob("*_train.jsonl")) if public_dir.is_dir() else []
+    if real:
+        columns |= profiles_by_language(load_posts(real), "real", {})
+    else:
+        print(f"({public_dir} is absent: no real posts to compare with)")
+    return profiles_table(columns)
 
 
 @dataclass

@@ -11,6 +11,8 @@ QUALITY_DIR = DATA_DIR / "quality"
 # The two blind labelling passes of the doubly labelled posts (agreement, label quality).
 FIRST_PASS = QUALITY_DIR / "first_pass.jsonl"
 SECOND_PASS = QUALITY_DIR / "second_pass.jsonl"
+# The fictional insurers our posts name, per language (the style profile counts them).
+INSURERS_FILE = DATA_DIR / "insurers.json"
 # Public benchmark corpora live beside the repository, never inside it.
 PUBLIC_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "public"
 
