@@ -157,3 +157,32 @@ def test_emoji_only_and_mention_only_posts_are_not_all_one_duplicate(write_jsonl
     )
     code, output = run(capsys, path)
     assert code == 0, output
+
+
+def test_writer_split_keeps_each_writer_in_one_split():
+    from socialcare.core.schema import Post
+    from socialcare.core.splits import writer_split
+
+    posts = [
+        Post(id=f"{lang}-{w}-{b}-{i}", text=f"post {lang} {w} {b} {i}", lang=lang,
+             labels=[], sentiment="neutral", writer=f"{lang}-{w}-b{b:02d}")
+        for lang in ("sv", "it") for w in "ef" for b in range(10) for i in range(10)
+    ] + [
+        Post(id=f"old-{i}", text=f"old {i}", lang="sv", labels=[], sentiment="neutral",
+             writer="writer-sv-a")
+        for i in range(50)
+    ]  # fmt: skip
+    splits = writer_split(posts, seed=3, train_only=frozenset({"writer-sv-a"}))
+    assert sorted(p.id for s in splits.values() for p in s) == sorted(p.id for p in posts)
+    writers = {name: {p.writer for p in split} for name, split in splits.items()}
+    assert not writers["train"] & writers["validation"]
+    assert not writers["train"] & writers["test"]
+    assert not writers["validation"] & writers["test"]
+    assert "writer-sv-a" in writers["train"]
+    for lang, total in (("sv", 250), ("it", 200)):
+        for name in ("validation", "test"):
+            mine = [p for p in splits[name] if p.lang == lang]
+            assert abs(len(mine) - 0.15 * total) <= 10, (lang, name, len(mine))
+            # briefs of both writers e and f are held out
+            assert {p.writer.split("-b")[0] for p in mine} == {f"{lang}-e", f"{lang}-f"}
+    assert writer_split(posts, seed=3, train_only=frozenset({"writer-sv-a"})) == splits

@@ -3,12 +3,13 @@
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from socialcare.core import paths
 from socialcare.core.agreement import agreement_table
 from socialcare.core.options import option
 from socialcare.core.records import load_posts, validate, write_posts
-from socialcare.core.splits import DEFAULT_FRACTIONS, stratified_split
+from socialcare.core.splits import DEFAULT_FRACTIONS, stratified_split, writer_split
 from socialcare.core.stats import counts_table
 from socialcare.core.style import load_insurers, profiles_by_language, profiles_table
 
@@ -39,11 +40,22 @@ class SplitOptions:
     input: list[Path] = option(help="JSONL files or folders of labelled posts")
     output_dir: Path = option(paths.SEED_DIR, help="where train/validation/test.jsonl are written")
     seed: int = option(13, help="random seed of the split")
+    by: Literal["writer", "labels"] = option(
+        "writer",
+        help="writer: each writer (the posts' 'writer' field) in one split only, so held-out "
+        "scores are those of unseen writers; labels: posts stratified by language x label",
+    )
+    train_only: list[str] = option(
+        [], help="with --by writer: writers whose posts always go to train"
+    )
 
 
 def run_split(opts: SplitOptions) -> int:
     posts = load_posts(opts.input)
-    splits = stratified_split(posts, DEFAULT_FRACTIONS, seed=opts.seed)
+    if opts.by == "writer":
+        splits = writer_split(posts, DEFAULT_FRACTIONS, opts.seed, frozenset(opts.train_only))
+    else:
+        splits = stratified_split(posts, DEFAULT_FRACTIONS, seed=opts.seed)
     for name, split_posts in splits.items():
         write_posts(opts.output_dir / f"{name}.jsonl", split_posts)
     print(counts_table(splits))
