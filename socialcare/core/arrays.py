@@ -21,9 +21,21 @@ class LabelArrays:
 
     texts: list[str]
     langs: list[str]
+    parents: list[str | None]  # the post each one replies to, or None
     intents: np.ndarray  # (N, intents) 0/1
     intent_known: np.ndarray  # (N,) bool: the post has intent labels (possibly none)
     sentiment: np.ndarray  # (N,) int, IGNORE when the post has no sentiment
+
+    def take(self, rows: np.ndarray) -> "LabelArrays":
+        """The posts at ``rows`` (a fold, a language)."""
+        return LabelArrays(
+            texts=[self.texts[i] for i in rows],
+            langs=[self.langs[i] for i in rows],
+            parents=[self.parents[i] for i in rows],
+            intents=self.intents[rows],
+            intent_known=self.intent_known[rows],
+            sentiment=self.sentiment[rows],
+        )
 
 
 def encode_posts(posts: list[Post]) -> LabelArrays:
@@ -35,6 +47,7 @@ def encode_posts(posts: list[Post]) -> LabelArrays:
     return LabelArrays(
         texts=[post.text for post in posts],
         langs=[post.lang for post in posts],
+        parents=[post.parent_text for post in posts],
         intents=intents,
         intent_known=np.array([post.labels is not None for post in posts]),
         sentiment=np.array(

@@ -196,16 +196,6 @@ class OutOfFold:
     folds: int
 
 
-def _take(arrays: LabelArrays, rows: np.ndarray) -> LabelArrays:
-    return LabelArrays(
-        texts=[arrays.texts[i] for i in rows],
-        langs=[arrays.langs[i] for i in rows],
-        intents=arrays.intents[rows],
-        intent_known=arrays.intent_known[rows],
-        sentiment=arrays.sentiment[rows],
-    )
-
-
 def out_of_fold_probabilities(posts: Sequence[Post], folds: int = 5, seed: int = 13) -> OutOfFold:
     """Cross-validated probabilities of the TF-IDF baseline (training/baseline.py).
 
@@ -236,7 +226,7 @@ def out_of_fold_probabilities(posts: Sequence[Post], folds: int = 5, seed: int =
     sentiment_prob = np.zeros((len(arrays.texts), len(SENTIMENTS)))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_rows, held_out in splitter.split(np.zeros(len(strata)), strata):
-        pipelines = fit_baseline(_take(arrays, train_rows), seed=seed)
+        pipelines = fit_baseline(arrays.take(train_rows), seed=seed)
         intent, sentiment = baseline_logits(pipelines, [arrays.texts[i] for i in held_out])
         intent_prob[held_out] = sigmoid(intent)
         sentiment_prob[held_out] = softmax(sentiment)

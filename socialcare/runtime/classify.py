@@ -2,7 +2,8 @@
 reviewers' suggestions alike, so that the same post gets the same answer everywhere.
 
 A post without ``lang`` has it detected; the thresholds are those of the post's language
-(sv, it), else the language-independent ones (other or undetermined languages).
+(sv, it), else the language-independent ones (other or undetermined languages); a reply
+is read with the post it answers (``parent_text``).
 """
 
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ def classify_posts(predictor: Predictor, posts: Sequence[IncomingPost]) -> list[
     langs = post_languages(posts)
     # Thresholds exist for the labelled languages only; others get the "any" ones.
     model_langs = [lang if lang in LANGS else None for lang in langs]
-    predictions = predictor.predict([post.text for post in posts], model_langs)
+    predictions = predictor.predict(
+        [post.text for post in posts], model_langs, [post.parent_text for post in posts]
+    )
     return [
         answer(predictions, i, post.id, lang)
         for i, (post, lang) in enumerate(zip(posts, langs, strict=True))

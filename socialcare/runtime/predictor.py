@@ -203,22 +203,27 @@ class Predictor:
                 self.directory / ONNX_FILES[self.runtime], threads, spinning
             )
 
-    def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def logits(
+        self, texts: Sequence[str], parents: Sequence[str | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Raw (uncalibrated) intent and sentiment logits.
 
         A head the model was never trained on (say, intents of a model trained on a
         sentiment-only corpus) answers "no": intent probability 0, uniform sentiment.
         """
-        intent, sentiment, _ = self._forward(texts)
+        intent, sentiment, _ = self._forward(texts, parents)
         return intent, sentiment
 
-    def _forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Logits of both heads and which texts were truncated."""
+    def _forward(
+        self, texts: Sequence[str], parents: Sequence[str | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits of both heads and which texts were truncated. ``parents``: the post each
+        text replies to (or None); the baseline reads the text alone."""
         if self.kind == "baseline":
             intent, sentiment = baseline_logits(self._baseline, texts)
             truncated = np.zeros(len(texts), dtype=bool)  # TF-IDF reads the whole text
         else:
-            intent, sentiment, truncated = self._finetuned_logits(texts)
+            intent, sentiment, truncated = self._finetuned_logits(texts, parents)
         trained = self.info.get("trained_heads", ["intents", "sentiment"])
         if "intents" not in trained:
             intent = np.full_like(intent, -np.inf)
@@ -226,10 +231,12 @@ class Predictor:
             sentiment = np.zeros_like(sentiment)
         return intent, sentiment, truncated
 
-    def _finetuned_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _finetuned_logits(
+        self, texts: Sequence[str], parents: Sequence[str | None] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         intent = np.zeros((len(texts), len(INTENTS)), dtype=np.float32)
         sentiment = np.zeros((len(texts), len(SENTIMENTS)), dtype=np.float32)
-        ids, truncated = self._tokens.encode(texts)
+        ids, truncated = self._tokens.encode(texts, parents)
         run = self._run_torch if self.runtime == TORCH else self._run_onnx
         for index, input_ids, attention_mask in self._tokens.batches(ids, self.batch_size):
             intent[index], sentiment[index] = run(input_ids, attention_mask)
@@ -255,9 +262,14 @@ class Predictor:
         return intent, sentiment
 
     def predict(
-        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+        parents: Sequence[str | None] | None = None,
     ) -> Predictions:
-        intent_logits, sentiment_logits, truncated = self._forward(texts)
+        """Calibrated predictions; ``langs`` pick each post's thresholds, ``parents`` are the
+        posts that replies answer (None where a post is no reply)."""
+        intent_logits, sentiment_logits, truncated = self._forward(texts, parents)
         return self.decide(intent_logits, sentiment_logits, langs or [None] * len(texts), truncated)
 
     def decide(

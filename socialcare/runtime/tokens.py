@@ -3,6 +3,12 @@
 The text prefix (e5's ``query: ``) and the number of tokens read (``max_length``) are
 chosen when the model is trained and saved in its socialcare.json; training encodes its
 posts here, and the predictor reads them back from there, so both always agree.
+
+A thread reply is read as a text pair: the post it answers first, then the reply (with
+the prefix), so that "samma här" means what it means under its parent. When the pair is
+too long, the parent loses its beginning (the end of a parent is what the reply answers)
+and the reply is never cut; a reply too long to leave room for any of its parent is read
+alone.
 """
 
 from collections.abc import Sequence
@@ -13,6 +19,8 @@ import numpy as np
 # Batches may carry at most 25% padding, or up to 64 padding tokens in all (short texts).
 MAX_PADDING = 1.25
 PADDING_SLACK_TOKENS = 64
+# A parent is read only when at least this many of its tokens fit beside the reply.
+MIN_PARENT_TOKENS = 8
 
 
 class TokenBatcher:
@@ -29,6 +37,10 @@ class TokenBatcher:
         self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
+        # Pairs: only the first segment (the parent) is cut, from its start.
+        self._pairs = Tokenizer.from_str(self._tokenizer.to_str())
+        self._pairs.enable_truncation(max_length, strategy="only_first", direction="left")
+        self._pair_specials = self._tokenizer.post_processor.num_special_tokens_to_add(True)
         self.pad_id = int(tokenizer.pad_token_id or 0)
         self.prefix = prefix
         self.max_length = max_length
@@ -44,12 +56,20 @@ class TokenBatcher:
             max_length=int(info["max_length"]),
         )
 
-    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
-        """Token ids of each text (prefix and special tokens added, truncated) and whether
-        it was truncated."""
-        encodings = self._tokenizer.encode_batch([self.prefix + text for text in texts])
+    def encode(
+        self, texts: Sequence[str], parents: Sequence[str | None] | None = None
+    ) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids of each text (with its parent, when it replies to one; prefix and
+        special tokens added, truncated) and whether the text itself was truncated."""
+        texts = [self.prefix + text for text in texts]
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = [e.ids for e in encodings]
         truncated = np.array([bool(e.overflowing) for e in encodings], dtype=bool)
-        return [e.ids for e in encodings], truncated
+        for i, parent in enumerate(parents or []):
+            # Room for a few of the parent's tokens besides the whole reply, else none.
+            if parent and len(ids[i]) + MIN_PARENT_TOKENS <= self.max_length:
+                ids[i] = self._pairs.encode(parent, texts[i]).ids
+        return ids, truncated
 
     def batches(
         self, ids: list[list[int]], batch_size: int
