@@ -1,0 +1,141 @@
+"""Build the shipped data set v2 from its audit trail (rerun it to check the result).
+
+    .venv/bin/python data/quality/v2/assemble.py            # writes data/seed/ and the passes
+    .venv/bin/python data/quality/v2/assemble.py --to-label # the blind labellers' batches
+
+Inputs, all in this folder unless said: the v1 posts (``data/seed/``, with their writer
+recovered from ``data/quality/first_pass.jsonl`` for the consensus posts), the revisions
+of v1 posts (``v1_revisions.jsonl``), the writers' posts and labels (``writers/``), the
+blind second pass (``second_pass/``) and the third pass on every disagreement
+(``adjudication.csv``). Outputs: ``first_pass.jsonl`` and ``second_pass.jsonl`` (both
+passes as full records, for `socialcare agreement`) and ``data/seed/{train,validation,
+test}.jsonl`` split by writer (v1's label-first writers in train only).
+"""
+
+import argparse
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path.insert(0, str(REPO))
+
+from socialcare.core import paths  # noqa: E402
+from socialcare.core.records import load_posts, write_posts  # noqa: E402
+from socialcare.core.schema import Post  # noqa: E402
+from socialcare.core.splits import DEFAULT_FRACTIONS, writer_split  # noqa: E402
+
+V1_WRITERS = frozenset(f"writer-{lang}-{x}" for lang in ("sv", "it") for x in "abcd")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def v1_posts() -> list[Post]:
+    """The v1 posts with their writer, revised where the v2 audit asked."""
+    seed = load_posts([paths.seed_split(split) for split in paths.SPLITS])
+    seed = [post for post in seed if not post.id.startswith("v2-")]  # on a rerun
+    first_writer = {r["id"]: r["annotator"] for r in read_jsonl(paths.FIRST_PASS)}
+    revisions = {}
+    if (HERE / "v1_revisions.jsonl").exists():
+        revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.jsonl")}
+    posts = []
+    for post in seed:
+        writer = post.annotator if post.annotator in V1_WRITERS else first_writer[post.id]
+        update = {"writer": writer}
+        if post.id in revisions:
+            # A revised post is a new post: the old text keeps its id in the v1 passes.
+            update |= {"id": post.id + "-r", "text": revisions[post.id]}
+        posts.append(post.model_copy(update=update))
+    return posts
+
+
+def _labels(cell: str) -> list[str]:
+    return [label for label in cell.split("+") if label]
+
+
+def v2_passes() -> tuple[list[Post], list[Post], list[Post]]:
+    """(writers' pass, blind pass, final records) of the doubly labelled v2 posts."""
+    written = [r for path in sorted((HERE / "writers").glob("*.jsonl")) for r in read_jsonl(path)]
+    blind = {
+        r["id"]: r
+        for path in sorted((HERE / "second_pass").glob("*.jsonl"))
+        for r in read_jsonl(path)
+    }
+    resolved = {}
+    if (HERE / "adjudication.csv").exists():
+        with (HERE / "adjudication.csv").open(encoding="utf-8", newline="") as handle:
+            resolved = {row["id"]: row for row in csv.DictReader(handle)}
+    first, second, final = [], [], []
+    for record in written:
+        if record["id"] not in blind:
+            continue  # not labelled twice yet: not shipped
+        post = Post.model_validate(record)
+        other = blind[record["id"]]
+        second.append(
+            post.model_copy(
+                update={"labels": other["labels"], "sentiment": other["sentiment"],
+                        "annotator": "labeller-" + post.lang}
+            )
+        )  # fmt: skip
+        first.append(post)
+        agreed = set(post.labels) == set(other["labels"]) and post.sentiment == other["sentiment"]
+        if agreed:
+            labels, sentiment = post.labels, post.sentiment
+        elif record["id"] in resolved:
+            row = resolved[record["id"]]
+            labels, sentiment = _labels(row["final_labels"]), row["final_sentiment"]
+        else:
+            continue  # a disagreement not resolved yet: not shipped
+        final.append(
+            post.model_copy(
+                update={"labels": labels, "sentiment": sentiment, "annotator": "consensus"}
+            )
+        )
+    return first, second, final
+
+
+def write_batches(size: int = 250, seed: int = 2026) -> None:
+    """The blind labellers' batches: id, lang, text and parent only, shuffled per language."""
+    written = [r for path in sorted((HERE / "writers").glob("*.jsonl")) for r in read_jsonl(path)]
+    out = HERE / "to_label"
+    out.mkdir(exist_ok=True)
+    for lang in ("sv", "it"):
+        mine = [r for r in written if r["lang"] == lang]
+        random.Random(seed).shuffle(mine)
+        for n, start in enumerate(range(0, len(mine), size), start=1):
+            rows = [
+                {k: r[k] for k in ("id", "lang", "text", "parent_text") if k in r}
+                for r in mine[start : start + size]
+            ]
+            (out / f"{lang}-{n:02d}.jsonl").write_text(
+                "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                encoding="utf-8",
+            )
+            print(f"{out / f'{lang}-{n:02d}.jsonl'}: {len(rows)} posts")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--to-label", action="store_true", help="write the blind batches only")
+    args = parser.parse_args()
+    if args.to_label:
+        write_batches()
+        return
+    old = v1_posts()
+    first, second, new = v2_passes()
+    write_posts(HERE / "first_pass.jsonl", first)
+    write_posts(HERE / "second_pass.jsonl", second)
+    splits = writer_split(old + new, DEFAULT_FRACTIONS, seed=13, train_only=V1_WRITERS)
+    for name, posts in splits.items():
+        write_posts(paths.seed_split(name), posts)
+        print(f"{name}: {len(posts)} posts")
+    print(f"v1: {len(old)}, v2 doubly labelled: {len(first)}, shipped: {len(new)}")
+
+
+if __name__ == "__main__":
+    main()
