@@ -57,6 +57,22 @@ DIACRITIC_LESS = {
         "e'", "perche'", "pero'", "piu'", "gia'", "puo'", "cosi'", "citta'",
     },
 }  # fmt: skip
+# Humour about a relative or a pet (the v1 data's stock joke): words that make it so.
+KIN_OR_PET = {
+    "sv": {
+        "mormor", "farmor", "morfar", "farfar", "svärmor", "svärfar", "mamma", "pappa",
+        "morsan", "farsan", "syrran", "brorsan", "kusin", "moster", "faster", "morbror",
+        "farbror", "gubben", "frugan", "sambon", "sonen", "dottern", "ungarna", "barnen",
+        "hund", "hunden", "hundar", "valp", "valpen", "katt", "katten", "katter", "kattungen",
+        "häst", "hästen", "marsvin", "kanin", "kaninen", "undulat", "papegoja", "vovve",
+    },
+    "it": {
+        "nonna", "nonno", "nonni", "suocera", "suocero", "mamma", "papà", "zia", "zio",
+        "cugino", "cugina", "moglie", "marito", "figlio", "figlia", "figli", "bimbo", "bimba",
+        "cane", "cani", "cagnolino", "cagnolina", "gatto", "gatta", "gatti", "micio",
+        "criceto", "pappagallo", "cavallo", "coniglio", "cucciolo",
+    },
+}  # fmt: skip
 
 
 def words(text: str) -> list[str]:
@@ -134,6 +150,13 @@ def profile(posts: Sequence[Post], lang: str, insurers: Sequence[Insurer] = ()) 
         ),
         "share_all_caps_word": _share([bool(_CAPS.search(text)) for text in texts]),
         "share_replies": _share([post.parent_text is not None for post in posts]),
+        "share_humour_about_kin_or_pets": _share(
+            [
+                bool(ws & KIN_OR_PET.get(lang, set()))
+                for post, ws in zip(posts, lowered, strict=True)
+                if post.labels and "humour" in post.labels
+            ]
+        ),
         "share_shared_opening": _share(
             [openings[opening(text)] > 1 for text in texts if len(words(text)) >= 3]
         ),
