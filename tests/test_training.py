@@ -202,17 +202,9 @@ def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path
 def test_a_sentiment_only_corpus_trains_and_exports(tiny_backbone, tmp_path):
     """Public corpora carry sentiment only: the intent head is then masked out of the loss,
     left out of epoch selection and answers "no intent"; the export still checks out."""
-    from socialcare.core import paths
     from socialcare.runtime.predictor import Predictor
 
-    files = {}
-    for split, size in (("train", 120), ("validation", 60), ("test", 60)):
-        lines = paths.seed_split(split).read_text(encoding="utf-8").splitlines()[:size]
-        records = [json.loads(line) for line in lines]
-        for record in records:
-            record.pop("labels")
-        files[split] = tmp_path / f"{split}.jsonl"
-        files[split].write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    files = seed_subset(tmp_path, {"train": 120, "validation": 60, "test": 60}, drop="labels")
     model_dir = tmp_path / "model"
     args = ["train", "--base-model", str(tiny_backbone), "--output", str(model_dir)]
     args += ["--epochs", "1", "--max-length", "32", "--no-register", "--no-labelled-rounds"]
@@ -224,3 +216,91 @@ def test_a_sentiment_only_corpus_trains_and_exports(tiny_backbone, tmp_path):
     predictions = Predictor(model_dir).predict(["Grazie mille!", "Varför svarar ingen?"])
     assert not predictions.intent_pred.any()
     np.testing.assert_allclose(predictions.sentiment_prob.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def seed_subset(tmp_path, sizes: dict[str, int], drop: str | None = None) -> dict:
+    """The first posts of each seed split as files (seconds of training), ``drop`` removed
+    from every record."""
+    from socialcare.core import paths
+
+    files = {}
+    for split, size in sizes.items():
+        lines = paths.seed_split(split).read_text(encoding="utf-8").splitlines()[:size]
+        records = [json.loads(line) for line in lines]
+        for record in records:
+            record.pop(drop, None)
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return files
+
+
+@pytest.mark.parametrize("kind", ["finetune", "baseline"])
+def test_train_returns_what_it_wrote_and_writes_each_file_once(
+    kind, tiny_backbone, tmp_path, monkeypatch
+):
+    """socialcare.json, metrics.json and model_card.md are each written once, and the
+    result says what they say: callers need not read them back."""
+    from collections import Counter
+    from pathlib import Path
+
+    from training.config import TrainOptions
+    from training.train import TrainResult, train
+
+    written = Counter()
+    open_file = Path.open
+
+    def counting_open(self, mode="r", *args, **kwargs):  # write_text opens through it too
+        if any(m in mode for m in "wax+"):
+            written[self.name] += 1
+        return open_file(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    files = seed_subset(tmp_path, {"train": 200, "validation": 120, "test": 120})
+    opts = TrainOptions(
+        kind=kind,
+        train=[files["train"]],
+        validation=[files["validation"]],
+        test=[files["test"]],
+        base_model=str(tiny_backbone),
+        output=tmp_path / "model",
+        epochs=1,
+        max_length=32,
+        register=False,
+        labelled_rounds=False,
+    )
+    result = train(opts)
+
+    assert isinstance(result, TrainResult) and result.directory == tmp_path / "model"
+    for name in ("socialcare.json", "metrics.json", "model_card.md"):
+        assert written[name] == 1, f"{name} written {written[name]} times"
+    assert result.info == json.loads((result.directory / "socialcare.json").read_text())
+    metrics = json.loads((result.directory / "metrics.json").read_text())
+    assert metrics.pop("runtime_parity", None) == result.parity
+    assert result.metrics == metrics
+    assert set(result.metrics) == {"validation", "test"}
+    assert result.tag is None
+    assert result.info["labels"] == {
+        "intents": ["complaint", "question", "factual_error", "humour", "praise"],
+        "sentiments": ["negative", "neutral", "positive"],
+    }
+    if kind == "finetune":
+        assert result.parity["served"] == result.info["runtime"]
+        served = result.parity["test"]["overall"]["sentiment_macro_f1"][result.info["runtime"]]
+        assert result.metrics["test"]["overall"]["sentiment"]["macro_f1"] == served
+    else:
+        assert result.parity is None and "runtime" not in result.info
+
+
+def test_the_main_job_retrains_when_the_data_changed_or_no_model_exists():
+    from socialcare.cli.main_job import Registered, retrain_reason
+
+    current = "a" * 64
+    same = Registered("socialcare-classifier:v1", current)
+    assert retrain_reason("baseline", current, same) is None
+    assert retrain_reason("baseline", current, None) == "no baseline model is registered"
+    changed = retrain_reason("finetune", current, Registered("socialcare-classifier:v1", "b" * 64))
+    assert "training data changed since socialcare-classifier:v1" in changed
+    assert "bbbbbbbbbbbb then, aaaaaaaaaaaa now" in changed
+    unrecorded = retrain_reason("finetune", current, Registered("socialcare-classifier:v0", None))
+    assert unrecorded is not None and "not recorded" in unrecorded
+    assert retrain_reason("baseline", current, same, forced=True) == "--retrain was given"

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from socialcare.core.arrays import has_sentiment
+from socialcare.core.arrays import LabelArrays, has_sentiment
 from socialcare.core.labels import INTENTS
 from socialcare.runtime.predictor import ANY_LANG, Decision, sigmoid, softmax
 
@@ -96,32 +96,30 @@ def tune_thresholds(
 
 def fit_decision(
     intent_logits: np.ndarray,
-    intent_labels: np.ndarray,
-    intent_known: np.ndarray,
     sentiment_logits: np.ndarray,
-    sentiment_labels: np.ndarray,
-    langs: Sequence[str],
+    labelled: LabelArrays,
     betas: dict[str, float] = DEFAULT_BETAS,
     per_language: bool = True,
 ) -> Decision:
-    """Calibrate both heads, then tune thresholds on the calibrated intent probabilities.
+    """Calibrate both heads on ``labelled`` posts' logits, then tune thresholds on the
+    calibrated intent probabilities.
 
     A head without validation labels keeps temperature 1 (and default thresholds).
     """
     decision = Decision()
-    known = intent_known.astype(bool)
+    known = labelled.intent_known.astype(bool)
     if known.any():
         decision.intent_temperature = fit_intent_temperature(
-            intent_logits[known], intent_labels[known]
+            intent_logits[known], labelled.intents[known]
         )
         probs = sigmoid(intent_logits[known] / decision.intent_temperature)
-        known_langs = [lang for lang, k in zip(langs, known, strict=True) if k]
+        known_langs = [lang for lang, k in zip(labelled.langs, known, strict=True) if k]
         decision.thresholds = tune_thresholds(
-            probs, intent_labels[known], known_langs, betas, per_language
+            probs, labelled.intents[known], known_langs, betas, per_language
         )
-    labelled = has_sentiment(sentiment_labels)
-    if labelled.any():
+    rated = has_sentiment(labelled.sentiment)
+    if rated.any():
         decision.sentiment_temperature = fit_sentiment_temperature(
-            sentiment_logits[labelled], sentiment_labels[labelled]
+            sentiment_logits[rated], labelled.sentiment[rated]
         )
     return decision

@@ -1,4 +1,4 @@
-"""Export a fine-tuned model to ONNX (fp32 and int8), check it, choose what to serve.
+"""Export a fine-tuned model to ONNX (fp32 and int8) and check it against torch.
 
 ONNX Runtime answers one post about 1.7x faster than torch on 2 CPU cores (in
 length-sorted batches they are about even), with the same logits (1e-5). Int8
@@ -9,12 +9,7 @@ parameters) stays fp32, since quantising it drifts the outputs more and saves no
 do the attention score products and the two logit heads (a tiny share of the work, whose
 error would go straight into the probabilities).
 
-Int8 is not free. e5's activations have outliers (a few channels at 20-40x the typical
-value before the feed-forward layers, single tokens at up to 70x after them). Training
-therefore (`serve_exported`) calibrates torch, ONNX fp32 and ONNX int8 each on validation
-as it would be served, and serves int8 only when it loses at most half a macro-F1 point
-per language and head there; else ONNX fp32, whose scores are torch's. The parity table
-goes into metrics.json and the model card.
+Int8 is not free: which runtime is served is decided on validation (training/runtimes.py).
 
 ``python -m training.export MODEL_DIR`` exports a model trained before this existed (a
 copy, never a registered model in place): it is then served on ONNX fp32, whose logits
@@ -31,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from socialcare.core.arrays import LabelArrays
-from socialcare.core.evaluation import evaluate_predictions
 from socialcare.runtime.predictor import (
     INFO_FILE,
     ONNX_FILES,
@@ -40,26 +33,21 @@ from socialcare.runtime.predictor import (
     ONNX_INPUTS,
     ONNX_INT8,
     ONNX_OUTPUTS,
-    RUNTIMES,
     TORCH,
     Decision,
     Predictor,
-    TokenBatcher,
     sigmoid,
     softmax,
     write_info,
 )
-from training.calibration import DEFAULT_BETAS, fit_decision
+from socialcare.runtime.tokens import TokenBatcher
 
 # Opset 17: the first with a LayerNormalization op (one fused kernel instead of six).
 OPSET = 17
 # ONNX fp32 must reproduce torch's logits: a larger gap means a broken export, not noise.
 FP32_TOLERANCE = 1e-3
-# The issue's quality bar: int8 may cost at most half a macro-F1 point, per language and head.
-PARITY_TOLERANCE = 0.005
 # Input channels per int8 scale: 128 was as accurate as 32 here and 1.5x faster.
 INT8_BLOCK = 128
-HEADS = ("intent_macro_f1", "sentiment_macro_f1")
 # Posts for the export checks: both languages, short and long (past max_length), emoji.
 CHECK_TEXTS = (
     "Tack för snabb hjälp med skadan!",
@@ -87,7 +75,7 @@ class LogitsOnly(torch.nn.Module):
         return out["intent_logits"], out["sentiment_logits"]
 
 
-def _export_fp32(model_dir: Path, target: Path) -> None:
+def _export_fp32(model_dir: Path, info: dict, target: Path) -> None:
     """Trace the model on two posts of different lengths, batch and sequence left dynamic.
 
     The TorchScript exporter (``dynamo=False``), although torch >= 2.9 deprecates it: for
@@ -98,7 +86,6 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     """
     from socialcare.runtime.model import IntentSentimentModel
 
-    info = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
     tokens = TokenBatcher.for_model(model_dir, info)
     ids, _ = tokens.encode(list(CHECK_TEXTS[:2]))
     ((_, input_ids, attention_mask),) = tokens.batches(ids, batch_size=2)
@@ -188,12 +175,12 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.max(np.where(a == b, 0.0, np.abs(a - b)), initial=0.0))
 
 
-def check_runtimes(model_dir: Path, texts: Sequence[str] = CHECK_TEXTS) -> dict:
+def check_runtimes(model_dir: Path, info: dict, texts: Sequence[str] = CHECK_TEXTS) -> dict:
     """How far the ONNX runtimes' logits and probabilities (temperature 1) are from torch's."""
-    reference = Predictor(model_dir, runtime=TORCH).logits(texts)
+    reference = Predictor(model_dir, runtime=TORCH, info=info).logits(texts)
     checks = {"texts": len(texts)}
     for runtime in (ONNX_FP32, ONNX_INT8):
-        intent, sentiment = Predictor(model_dir, runtime=runtime).logits(texts)
+        intent, sentiment = Predictor(model_dir, runtime=runtime, info=info).logits(texts)
         checks[runtime] = {
             "max_abs_logit_diff": max(
                 _max_abs_diff(intent, reference[0]), _max_abs_diff(sentiment, reference[1])
@@ -209,12 +196,13 @@ def check_runtimes(model_dir: Path, texts: Sequence[str] = CHECK_TEXTS) -> dict:
     return checks
 
 
-def export_onnx(model_dir: Path) -> dict:
+def export_onnx(model_dir: Path, info: dict) -> dict:
     """Write ``model.onnx`` (fp32) and ``model.int8.onnx`` into a fine-tuned model directory.
 
-    The directory must hold the saved model and its socialcare.json (text prefix, max
-    length). Both files are checked against the torch model on CHECK_TEXTS; an fp32 graph
-    whose logits differ by more than FP32_TOLERANCE raises. Returns what socialcare.json
+    The directory holds the saved model and tokenizer; ``info`` is its socialcare.json, in
+    memory (text prefix, max length, labels). Both files are checked against the torch
+    model on CHECK_TEXTS; an fp32 graph whose logits differ by more than FP32_TOLERANCE
+    raises. Returns what socialcare.json
     records under ``onnx``: file names, runtime and exporter versions, quantisation, checks.
     """
     import onnxruntime
@@ -224,12 +212,12 @@ def export_onnx(model_dir: Path) -> dict:
     # Written under another name, then renamed (atomic): a half-written file never looks
     # like an exported model.
     partial = {runtime: path.with_name(path.name + ".partial") for runtime, path in files.items()}
-    _export_fp32(model_dir, partial[ONNX_FP32])
+    _export_fp32(model_dir, info, partial[ONNX_FP32])
     os.replace(partial[ONNX_FP32], files[ONNX_FP32])
     quantization = _quantize_int8(files[ONNX_FP32], partial[ONNX_INT8])
     os.replace(partial[ONNX_INT8], files[ONNX_INT8])
 
-    checks = check_runtimes(model_dir)
+    checks = check_runtimes(model_dir, info)
     gap = checks[ONNX_FP32]["max_abs_logit_diff"]
     if not gap <= FP32_TOLERANCE:
         raise RuntimeError(
@@ -248,178 +236,6 @@ def export_onnx(model_dir: Path) -> dict:
     }
 
 
-def _macro_f1(metrics: dict) -> dict[str, dict[str, float | None]]:
-    """Intent and sentiment macro-F1 overall and per language, from `evaluate`'s result."""
-    groups = {"overall": metrics["overall"], **metrics["by_lang"]}
-    return {
-        group: {
-            "intent_macro_f1": scores["intent_macro_f1"],
-            "sentiment_macro_f1": scores["sentiment"]["macro_f1"],
-        }
-        for group, scores in groups.items()
-    }
-
-
-def compare_runtimes(
-    model_dir: Path,
-    validation: LabelArrays,
-    test: LabelArrays | None = None,
-    runtimes: Sequence[str] = RUNTIMES,
-    betas: dict[str, float] = DEFAULT_BETAS,
-    per_language: bool = True,
-) -> dict[str, dict]:
-    """Each runtime calibrated on validation as it would be served, then scored.
-
-    Returns ``{runtime: {"decision": Decision, "validation": macro-F1s, "test": ...}}``,
-    macro-F1s as ``{"overall" | lang: {"intent_macro_f1": .., "sentiment_macro_f1": ..}}``.
-    """
-    compared = {}
-    for runtime in runtimes:
-        predictor = Predictor(model_dir, runtime=runtime)
-        intent, sentiment = predictor.logits(validation.texts)
-        predictor.decision = fit_decision(
-            intent,
-            validation.intents,
-            validation.intent_known,
-            sentiment,
-            validation.sentiment,
-            validation.langs,
-            betas,
-            per_language,
-        )
-        result = {
-            "decision": predictor.decision,
-            "validation": _score(predictor, validation, (intent, sentiment)),
-        }
-        if test is not None:
-            result["test"] = _score(predictor, test, predictor.logits(test.texts))
-        compared[runtime] = result
-    return compared
-
-
-def _score(predictor: Predictor, arrays: LabelArrays, logits: tuple) -> dict:
-    predictions = predictor.decide(*logits, arrays.langs)
-    return _macro_f1(evaluate_predictions(arrays, predictions))
-
-
-def worst_drop(
-    compared: dict[str, dict], runtime: str, split: str = "validation"
-) -> tuple[float, str]:
-    """The largest macro-F1 loss of ``runtime`` against torch over languages and heads,
-    and where it is (a gain counts as 0)."""
-    worst, where = 0.0, "-"
-    reference, candidate = compared[TORCH][split], compared[runtime][split]
-    for group, scores in reference.items():
-        if group == "overall":
-            continue  # judged per language, as the issue asks
-        for head in HEADS:
-            if scores[head] is None:  # a head without labels in this language
-                continue
-            drop = scores[head] - candidate[group][head]
-            if drop > worst:
-                worst, where = drop, f"{group} {head}"
-    return worst, where
-
-
-def choose_runtime(compared: dict[str, dict], tolerance: float = PARITY_TOLERANCE) -> str:
-    """ONNX int8 when it loses at most ``tolerance`` macro-F1 on validation, else ONNX fp32."""
-    drop, _ = worst_drop(compared, ONNX_INT8)
-    return ONNX_INT8 if drop <= tolerance else ONNX_FP32
-
-
-def parity_report(compared: dict[str, dict], served: str) -> dict:
-    """The JSON of the parity check: macro-F1 per split, group, head and runtime."""
-    splits = [split for split in ("validation", "test") if split in compared[TORCH]]
-    report = {
-        "served": served,
-        "reference": TORCH,
-        "chosen_on": "validation",
-        "tolerance": PARITY_TOLERANCE,
-        "int8_worst_validation_drop": dict(
-            zip(("drop", "where"), worst_drop(compared, ONNX_INT8), strict=True)
-        ),
-    }
-    for split in splits:
-        report[split] = {
-            group: {
-                head: {runtime: result[split][group][head] for runtime, result in compared.items()}
-                for head in HEADS
-            }
-            for group in compared[TORCH][split]
-        }
-    return report
-
-
-def format_parity(report: dict, split: str | None = None) -> str:
-    """A markdown table of macro-F1 (in points) per language and head, torch vs the others
-    (on test, or validation when there is no test split)."""
-    split = split or ("test" if "test" in report else "validation")
-    runtimes = list(next(iter(next(iter(report[split].values())).values())))
-    served = report["served"]
-    header = ["language", "head", *(f"{r} (served)" if r == served else r for r in runtimes)]
-    lines = [
-        "| " + " | ".join([*header, "served − torch"]) + " |",
-        "|" + "---|" * (len(header) + 1),
-    ]
-    for group, heads in report[split].items():
-        for head, scores in heads.items():
-            if scores[TORCH] is None:
-                continue
-            cells = [f"{100 * scores[r]:.1f}" for r in runtimes]
-            delta = 100 * (scores[served] - scores[TORCH])
-            lines.append(
-                "| "
-                + " | ".join([group, head.removesuffix("_macro_f1"), *cells])
-                + f" | {delta:+.1f} |"
-            )
-    return "\n".join(lines)
-
-
-def serve_exported(
-    model_dir: Path, info: dict, validation: LabelArrays, test: LabelArrays | None, opts
-) -> tuple[dict, dict]:
-    """Export a freshly fitted model, compare the runtimes and pick the one to serve.
-
-    Returns the model's info with ``onnx`` (the export record) and ``runtime`` (served) set,
-    and the parity report. ``opts`` supplies threshold_betas and per_language_thresholds.
-    """
-    write_info(model_dir, info, Decision())  # the predictors below load the directory
-    info = dict(info, onnx=export_onnx(model_dir))
-    compared = compare_runtimes(
-        model_dir,
-        validation,
-        test,
-        betas=opts.threshold_betas,
-        per_language=opts.per_language_thresholds,
-    )
-    served = choose_runtime(compared)
-    return dict(info, runtime=served), parity_report(compared, served)
-
-
-def record_parity(model_dir: Path, report: dict) -> None:
-    """Add the parity check to metrics.json (``runtime_parity``) and to the model card."""
-    metrics_path = model_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    metrics["runtime_parity"] = report
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    drop = report["int8_worst_validation_drop"]
-    section = [
-        "",
-        "## Served runtime and its quality",
-        "",
-        f"Served on **{report['served']}**. Each runtime was calibrated on validation as it "
-        "would be served; ONNX int8 is served when it loses at most "
-        f"{100 * report['tolerance']:.1f} macro-F1 points against torch fp32 on validation, "
-        f"per language and head (its worst: {100 * drop['drop']:.2f} points, {drop['where']}). "
-        f"Macro-F1 on {'test' if 'test' in report else 'validation'}:",
-        "",
-        format_parity(report),
-        "",
-    ]
-    with (model_dir / "model_card.md").open("a", encoding="utf-8") as card:
-        card.write("\n".join(section))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Export a model directory (a copy; never one inside the model store) in place."""
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
@@ -431,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if info.get("kind") != "finetune":
         parser.error(f"{info_path}: kind: {info.get('kind')!r}; only fine-tuned models export")
-    record = export_onnx(args.model_dir)
+    record = export_onnx(args.model_dir, info)
     decision = Decision(**info.pop("decision", {}))
     write_info(args.model_dir, dict(info, onnx=record), decision)
     print(json.dumps(record["checks"], indent=2))

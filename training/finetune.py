@@ -13,6 +13,7 @@ import numpy as np
 
 from socialcare.core.arrays import LabelArrays, has_sentiment
 from socialcare.runtime.model import IntentSentimentModel
+from socialcare.runtime.tokens import TokenBatcher
 
 LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
 
@@ -20,8 +21,8 @@ LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
 @dataclass
 class FinetuneSettings:
     base_model: str  # a path from_pretrained can load (already resolved)
-    text_prefix: str
-    max_length: int
+    text_prefix: str  # saved in socialcare.json: the predictor reads it back from there
+    max_length: int  # likewise
     epochs: float
     learning_rate: float
     head_learning_rate: float
@@ -33,19 +34,16 @@ class FinetuneSettings:
     seed: int
 
 
-def _dataset(arrays: LabelArrays, tokenizer, settings: FinetuneSettings):
+def _dataset(arrays: LabelArrays, tokens: TokenBatcher):
+    """Token ids as the predictor will compute them (the same TokenBatcher), and targets."""
     from datasets import Dataset
 
-    encoded = tokenizer(
-        [settings.text_prefix + t for t in arrays.texts],
-        truncation=True,
-        max_length=settings.max_length,
-    )
+    ids, _ = tokens.encode(arrays.texts)
     return Dataset.from_dict(
         {
-            "input_ids": encoded["input_ids"],
-            "attention_mask": encoded["attention_mask"],
-            "length": [len(ids) for ids in encoded["input_ids"]],
+            "input_ids": ids,
+            "attention_mask": [[1] * len(row) for row in ids],
+            "length": [len(row) for row in ids],
             "intent_labels": arrays.intents.astype(np.float32).tolist(),
             "intent_mask": arrays.intent_known.astype(np.int64).tolist(),
             "sentiment_labels": arrays.sentiment.tolist(),
@@ -99,6 +97,7 @@ def finetune(
 
     set_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(settings.base_model)
+    tokens = TokenBatcher(tokenizer, settings.text_prefix, settings.max_length)
     encoder = AutoModel.from_pretrained(settings.base_model, add_pooling_layer=False)
     model = IntentSentimentModel(encoder)
     if settings.freeze_embeddings:
@@ -120,7 +119,7 @@ def finetune(
         weight_decay=settings.weight_decay,
     )
 
-    train_set = _dataset(train, tokenizer, settings)
+    train_set = _dataset(train, tokens)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
     with tempfile.TemporaryDirectory(prefix="socialcare-checkpoints-") as checkpoints:
         args = TrainingArguments(
@@ -149,7 +148,7 @@ def finetune(
             model=model,
             args=args,
             train_dataset=train_set,
-            eval_dataset=_dataset(validation, tokenizer, settings),
+            eval_dataset=_dataset(validation, tokens),
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             compute_metrics=selection_metrics,

