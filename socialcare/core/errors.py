@@ -47,3 +47,10 @@ def describe_errors(
     """``(field, message)`` for each error of ``err``, in pydantic's order."""
     allowed = list(allowed) if allowed is not None else None
     return [(field_path(e["loc"], whole), error_message(e, allowed, noun)) for e in err.errors()]
+
+
+def one_line(err: ValueError) -> str:
+    """A ValueError in one line: each field's problem for a ValidationError, else its text."""
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{field}: {message}" for field, message in describe_errors(err))
+    return str(err)

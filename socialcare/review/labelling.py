@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ipywidgets as widgets
-from pydantic import ValidationError
 
 from socialcare.core import paths
-from socialcare.core.errors import describe_errors
+from socialcare.core.errors import one_line
 from socialcare.core.label_store import append_label, latest_labels, make_label, round_files
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.records import DataError
@@ -37,12 +36,6 @@ from socialcare.review.items import (
     review_order,
     suggest,
 )
-
-
-def _problem_text(err: ValueError) -> str:
-    if isinstance(err, ValidationError):
-        return "; ".join(f"{field}: {message}" for field, message in describe_errors(err))
-    return str(err)
 
 
 class LabellingApp:
@@ -295,7 +288,7 @@ class LabellingApp:
                 item.post_id, item.text, lang, labels, sentiment, self.annotator, item.source
             )
         except ValueError as err:
-            self._status(_problem_text(err), error=True)
+            self._status(one_line(err), error=True)
             return None
         correction = self.previous(item) is not None
         append_label(self.round_file, record)  # returns once the line is on disk

@@ -7,7 +7,7 @@ A fine-tuned model runs on one of three runtimes: ``torch`` (the saved weights),
 ``onnx-fp32`` (the same network exported to ONNX, same logits) or ``onnx-int8`` (its
 MatMul weights quantised to int8 block-wise: about 1.2-1.7x faster on CPU). Training
 records which one is served in socialcare.json (``runtime``) and tunes the thresholds on
-that runtime's logits; see training/export.py.
+that runtime's logits; see training/runtimes.py.
 """
 
 import json
