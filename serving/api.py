@@ -1,22 +1,22 @@
 """The HTTP contract of `POST /predict`: request and response models.
 
-Shared by the service and the typed client, so both always agree. Limits come from
-the environment (set by `socialcare serve`) because pydantic checks them before any
-of our code runs, which is what turns every bad request into a 400 naming the field.
+Shared by the service and the typed client, so both always agree. The request limits are
+part of the schema because pydantic checks them before any of our code runs, which is
+what turns every bad request into a 400 naming the field. ``PredictRequest`` has the
+default limits (socialcare.core.limits; the client's); the service's schema is
+``request_model(settings.max_posts, settings.max_text_chars)``.
 """
 
-import os
 from datetime import datetime
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from serving.policy import Action
-from socialcare.core.labels import Intent, Sentiment
+from socialcare.core.answers import Answer
+from socialcare.core.limits import MAX_POSTS, MAX_TEXT_CHARS
 from socialcare.core.schema import IncomingPost, PostText
-
-MAX_POSTS = int(os.environ.get("SOCIALCARE_MAX_POSTS", "256"))
-MAX_TEXT_CHARS = int(os.environ.get("SOCIALCARE_MAX_TEXT_CHARS", "5000"))
 
 # Error messages must not echo post text into logs or responses (privacy).
 _PRIVATE = ConfigDict(hide_input_in_errors=True)
@@ -47,29 +47,54 @@ EXAMPLE_POST = ApiPost(
 )
 
 
-class PredictRequest(BaseModel):
-    model_config = _PRIVATE
-    posts: list[ApiPost] = Field(
-        min_length=1, max_length=MAX_POSTS, examples=[[EXAMPLE_POST.model_dump(mode="json")]]
+def _posts(max_posts: int) -> Any:
+    return Field(
+        min_length=1, max_length=max_posts, examples=[[EXAMPLE_POST.model_dump(mode="json")]]
     )
 
 
-class SentimentResult(BaseModel):
-    label: Sentiment
-    scores: dict[Sentiment, float]
+class PredictRequest(BaseModel):
+    model_config = _PRIVATE
+    posts: list[ApiPost] = _posts(MAX_POSTS)
 
 
-class PostPrediction(BaseModel):
-    id: str | None
-    lang: str | None = Field(description="given, or detected (null when undetermined)")
-    labels: list[Intent]
-    intents: dict[Intent, float]
-    sentiment: SentimentResult
+@cache
+def request_model(max_posts: int, max_text_chars: int) -> type[PredictRequest]:
+    """``PredictRequest`` at these limits (the service's settings)."""
+    text = Annotated[PostText, Field(max_length=max_text_chars)]
+    post = create_model("ApiPost", __base__=ApiPost, text=(text, ...))
+    return create_model(
+        "PredictRequest", __base__=PredictRequest, posts=(list[post], _posts(max_posts))
+    )
+
+
+# The answer's public fields (id, lang, labels, intents, sentiment) as Answer defines them,
+# for the response to extend. (Subclassing Answer would clash: its ``review_reasons()``
+# method and the response's ``review_reasons`` field.)
+AnswerFields = create_model(
+    "AnswerFields",
+    **{name: (f.annotation, f) for name, f in Answer.model_fields.items() if not f.exclude},
+)
+
+
+class PostPrediction(AnswerFields):
+    """The model's answer for one post and what to do about it."""
+
     action: Action
     needs_review: bool
     review_reasons: list[str] = Field(
         default_factory=list, description="why a reviewer should look at it"
     )
+
+    @classmethod
+    def of(cls, answer: Answer, action: Action, review_reasons: list[str]) -> "PostPrediction":
+        """``answer`` with the action to take and the reasons to review it (if any)."""
+        return cls(
+            **{name: getattr(answer, name) for name in AnswerFields.model_fields},
+            action=action,
+            needs_review=bool(review_reasons),
+            review_reasons=review_reasons,
+        )
 
 
 class PredictResponse(BaseModel):

@@ -4,9 +4,21 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
+
+from serving.settings import ServiceSettings
 from socialcare.core import paths
+from socialcare.core.errors import describe_errors
 from socialcare.core.options import option
+
+
+def _setting(name: str) -> Any:
+    """The option for one service setting: its default and help are the setting's own, so
+    `socialcare serve` and `bentoml serve --arg` cannot drift apart."""
+    field = ServiceSettings.model_fields[name]
+    return option(field.default, help=field.description)
 
 
 @dataclass
@@ -19,45 +31,48 @@ class ServeOptions:
 
     port: int = option(3000, help="port to listen on")
     host: str = option("127.0.0.1", help="address to bind; 0.0.0.0 to accept other machines")
-    model: str | None = option(
-        None, help="registered model tag (default: the production model, else the newest)"
-    )
-    policy: Path = option(paths.POLICY_FILE, help="response policy YAML file")
-    review_queue: Path = option(
-        paths.REVIEW_QUEUE, help="SQLite file where posts that need review are queued"
-    )
-    max_posts: int = option(256, help="most posts accepted in one request")
-    max_text_chars: int = option(5000, help="longest post text accepted, in characters")
+    model: str | None = _setting("model")
+    policy: Path = _setting("policy")
+    review_queue: Path = _setting("review_queue")
+    max_posts: int = _setting("max_posts")
+    max_text_chars: int = _setting("max_text_chars")
 
 
-def service_environment(opts: ServeOptions) -> dict[str, str]:
-    """The environment that configures serving/service.py (see its docstring)."""
-    if opts.max_posts < 1 or opts.max_text_chars < 1:
-        raise ValueError("--max-posts and --max-text-chars must be at least 1")
-    env = {
-        "SOCIALCARE_POLICY": str(Path(opts.policy).resolve()),
-        "SOCIALCARE_REVIEW_QUEUE": str(Path(opts.review_queue).resolve()),
-        "SOCIALCARE_MAX_POSTS": str(opts.max_posts),
-        "SOCIALCARE_MAX_TEXT_CHARS": str(opts.max_text_chars),
-    }
-    return env
+def service_settings(opts: ServeOptions) -> ServiceSettings:
+    """The service's settings from the options; paths made absolute, since the server runs
+    from the repository root. ValueError names the option at fault."""
+    try:
+        return ServiceSettings(
+            model=opts.model,
+            policy=Path(opts.policy).resolve(),
+            review_queue=Path(opts.review_queue).resolve(),
+            max_posts=opts.max_posts,
+            max_text_chars=opts.max_text_chars,
+        )
+    except ValidationError as err:
+        problems = describe_errors(err, "options")
+        raise ValueError(
+            "; ".join(f"--{field.replace('_', '-')}: {message}" for field, message in problems)
+        ) from None
 
 
 def run_serve(opts: ServeOptions) -> int:
     from serving.policy import load_policy
-    from socialcare.runtime.resolver import resolve_model
 
     # Check what can be checked here, so mistakes read as one line, not a server log.
-    tag = resolve_model(opts.model).tag
-    policy = load_policy(opts.policy)
-    print(f"serving {tag} with policy {policy.version} on http://{opts.host}:{opts.port}")
+    settings = service_settings(opts)
+    # The tag, not "production": the service keeps serving this model if another is promoted.
+    settings = settings.model_copy(update={"model": settings.served_model()})
+    policy = load_policy(settings.policy)
+    print(
+        f"serving {settings.model} with policy {policy.version} on http://{opts.host}:{opts.port}"
+    )
     command = [
         sys.executable, "-m", "bentoml", "serve", "serving.service:SocialCare",
         "--working-dir", str(paths.REPO_ROOT), "--host", opts.host, "--port", str(opts.port),
-        "--arg", f"model={tag}",
+        *settings.bento_args(),
     ]  # fmt: skip
-    env = {**os.environ, **service_environment(opts)}
     sys.stdout.flush()
     # Become the BentoML server, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it
     # and its workers directly instead of orphaning them.
-    os.execve(sys.executable, command, env)
+    os.execv(sys.executable, command)

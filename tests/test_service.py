@@ -1,9 +1,7 @@
 """The prediction service: in-process through `to_asgi()`, and once over real HTTP."""
 
-import importlib
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -14,9 +12,14 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from serving.service import DIRECT_MIN_POSTS, build_services
+from serving.settings import ServiceSettings
 from socialcare.core import paths
+from socialcare.core.answers import Answer, SentimentResult
 from socialcare.core.labels import INTENTS, SENTIMENTS
 
+# The `socialcare` command, run by this interpreter.
+SOCIALCARE = [sys.executable, "-c", "import sys; from socialcare.cli import main; sys.exit(main())"]
 ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
 
 
@@ -26,27 +29,16 @@ def served_model(registered_baseline) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(served_model, tmp_path_factory):
-    """The service module, configured for a temp review queue and that model."""
-    # What `bentoml serve --arg model=TAG` does before importing the service.
-    from bentoml._internal.utils.args import set_arguments
-
+def settings(served_model, tmp_path_factory) -> ServiceSettings:
+    """That model, and a temp review queue."""
     queue = tmp_path_factory.mktemp("var") / "review.sqlite"
-    saved = dict(os.environ)
-    os.environ.update(SOCIALCARE_REVIEW_QUEUE=str(queue))
-    set_arguments({"model": served_model})
-    try:
-        module = importlib.reload(importlib.import_module("serving.service"))
-    finally:
-        set_arguments({})
-        os.environ.clear()
-        os.environ.update(saved)
-    return module
+    return ServiceSettings(model=served_model, review_queue=queue)
 
 
 @pytest.fixture(scope="module")
-def client(service):
-    with TestClient(service.SocialCare.to_asgi()) as test_client:
+def client(settings):
+    _, front = build_services(settings)
+    with TestClient(front.to_asgi()) as test_client:
         yield test_client
 
 
@@ -98,15 +90,15 @@ def test_contract_in_input_order(client, served_model):
 
 
 @pytest.mark.parametrize("size", [2, "direct"])
-def test_same_answer_alone_or_in_a_batch(client, service, size):
+def test_same_answer_alone_or_in_a_batch(client, size):
     # Small requests go through the batching queue, large ones straight to the model.
-    size = service.DIRECT_MIN_POSTS if size == "direct" else size
+    size = DIRECT_MIN_POSTS if size == "direct" else size
     texts = [
         "Ni har fel, självrisken är inte 5000 kr!",
         "Ma che scherzo è questo? 😂",
         "Varför har ingen svarat på min skadeanmälan?",
         "Grazie per l'aiuto veloce!",
-    ] * service.DIRECT_MIN_POSTS
+    ] * DIRECT_MIN_POSTS
     texts = [f"{text} ({i})" for i, text in enumerate(texts[:size])]
     together = predict(client, *({"text": t} for t in texts)).json()["predictions"]
     for text, expected in zip(texts, together, strict=True):
@@ -133,7 +125,7 @@ def test_odd_but_valid_text_is_classified(client, text):
     assert len(response.json()["predictions"]) == 1
 
 
-def test_other_language_is_flagged_and_queued_with_pii_masked(client, service):
+def test_other_language_is_flagged_and_queued_with_pii_masked(client, settings):
     from socialcare.core.review_queue import ReviewQueue
 
     text = "Why has nobody answered my claim? Write to anna.berg@example.com or +46 70 123 45 67"
@@ -143,7 +135,7 @@ def test_other_language_is_flagged_and_queued_with_pii_masked(client, service):
     assert prediction["needs_review"]
     assert any(reason.startswith("language: en") for reason in prediction["review_reasons"])
     queued = [
-        item for item in ReviewQueue(service.REVIEW_QUEUE).pending() if item.post_id == "en-1"
+        item for item in ReviewQueue(settings.review_queue).pending() if item.post_id == "en-1"
     ]
     assert len(queued) == 1
     assert "anna.berg@example.com" not in queued[0].text
@@ -206,7 +198,7 @@ def test_health_and_docs(client):
     assert client.get("/").status_code == 200
 
 
-def test_client_against_in_process_service(client, service):
+def test_client_against_in_process_service(client):
     """The typed client speaks the same contract (ASGI transport, no network)."""
     from serving.client import ServiceError, SocialCareClient
 
@@ -255,12 +247,11 @@ def test_real_http_serve_and_client(served_model, tmp_path):
     from serving.client import SocialCareClient
 
     port = _free_port()
-    env = dict(os.environ, SOCIALCARE_VAR=str(tmp_path))
     queue = tmp_path / "queue.sqlite"
-    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port),
+    command = [*SOCIALCARE, "serve", "--port", str(port),
                "--model", served_model, "--review-queue", str(queue)]  # fmt: skip
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         with SocialCareClient(f"http://127.0.0.1:{port}", timeout=30) as api:
             api.wait_until_ready(timeout=180)
@@ -272,6 +263,7 @@ def test_real_http_serve_and_client(served_model, tmp_path):
         assert predictions[0].lang == "sv"
         assert metrics.status_code == 200
         assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
+        assert queue.exists()  # the setting reached the service (`--arg review_queue=...`)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -283,7 +275,7 @@ def test_bad_policy_fails_at_start_with_a_clear_message(served_model, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nrules: [\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "socialcare.cli", "serve", "--model", served_model,
+        [*SOCIALCARE, "serve", "--model", served_model,
          "--policy", str(policy)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -291,16 +283,25 @@ def test_bad_policy_fails_at_start_with_a_clear_message(served_model, tmp_path):
     assert str(policy) in result.stderr
 
 
-def test_review_reasons_besides_uncertainty(service):
-    assert service.other_review_reasons("it", True) == [
+def _answer(lang: str | None, truncated: bool) -> Answer:
+    scores = dict.fromkeys(SENTIMENTS, 1 / 3)
+    return Answer(
+        id=None, lang=lang, labels=[], intents=dict.fromkeys(INTENTS, 0.1),
+        sentiment=SentimentResult(label="neutral", scores=scores),
+        thresholds=dict.fromkeys(INTENTS, 0.5), truncated=truncated,
+    )  # fmt: skip
+
+
+def test_review_reasons_besides_uncertainty():
+    assert _answer("it", True).review_reasons() == [
         "truncated: the text is longer than the model reads"
     ]
-    assert service.other_review_reasons("de", False)[0].startswith("language: de")
-    assert service.other_review_reasons(None, False) == []  # undetermined: not a reason
+    assert _answer("de", False).review_reasons()[0].startswith("language: de")
+    assert _answer(None, False).review_reasons() == []  # undetermined: not a reason
 
 
-def test_policy_file_path_is_the_shipped_one_by_default(service):
-    assert Path(service.POLICY_FILE) == paths.POLICY_FILE
+def test_policy_file_path_is_the_shipped_one_by_default():
+    assert Path(ServiceSettings().policy) == paths.POLICY_FILE
 
 
 def _answers(*statuses: int):
@@ -348,3 +349,29 @@ def test_client_retries_503_but_not_400():
         with pytest.raises(ServiceError):
             api.predict(["Hej"])
     assert len(calls) == 1
+
+
+def test_serve_passes_its_settings_as_bento_arguments(tmp_path):
+    from serving.commands import ServeOptions, service_settings
+
+    queue = tmp_path / "queue.sqlite"
+    opts = ServeOptions(model="socialcare-classifier:v1", review_queue=queue, max_posts=9)
+    assert service_settings(opts).bento_args() == [
+        "--arg", "model=socialcare-classifier:v1",
+        "--arg", f"policy={paths.POLICY_FILE}",
+        "--arg", f"review_queue={queue}",
+        "--arg", "max_posts=9",
+        "--arg", "max_text_chars=5000",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="--max-text-chars"):
+        service_settings(ServeOptions(max_text_chars=0))
+
+
+def test_request_limits_come_from_the_settings(settings):
+    from serving.api import request_model
+
+    request = request_model(2, 10)
+    schema = request.model_json_schema()
+    assert schema["properties"]["posts"]["maxItems"] == 2
+    assert schema["$defs"]["ApiPost"]["properties"]["text"]["maxLength"] == 10
+    assert settings.max_posts == 256 and settings.max_text_chars == 5000  # the defaults
