@@ -10,7 +10,7 @@ from socialcare.core.agreement import agreement_table
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.records import load_posts, validate
 from socialcare.core.stats import counts_table
-from socialcare.core.text import duplicate_key
+from socialcare.core.text import duplicate_key, post_key
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_no_text_in_two_splits(splits):
     seen: dict[str, str] = {}
     for name, split in splits.items():
         for post in split:
-            other = seen.setdefault(duplicate_key(post.text), name)
+            other = seen.setdefault(post_key(post.text, post.parent_text), name)
             assert other == name, f"{post.id} is in {name} and {other}"
 
 

@@ -124,6 +124,19 @@ def test_near_duplicate_across_files(write_jsonl, capsys):
     assert f"{second}:1: text: near-duplicate of {first}:1" in output
 
 
+def test_a_reply_is_a_duplicate_only_under_the_same_parent(write_jsonl, capsys):
+    replies = [
+        post("1", "+1", parent_text="När får jag besked om min skada?"),
+        post("2", "+1", labels=["praise"], sentiment="positive", parent_text="Tack för hjälpen!"),
+        post("3", "+1 !!", parent_text="när får jag besked om min skada"),
+    ]
+    path = write_jsonl("replies.jsonl", replies)
+    code, output = run(capsys, path)
+    assert code == 1
+    assert f"{path}:3: text: near-duplicate of {path}:1 (id '1')" in output
+    assert f"{path}:2:" not in output
+
+
 def test_same_post_labelled_again_is_not_a_duplicate(write_jsonl, capsys):
     first = write_jsonl("a.jsonl", [post("1", annotator="anna")])
     second = write_jsonl("b.jsonl", [post("1", annotator="bruno", labels=[])])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from socialcare.core.errors import describe_errors
 from socialcare.core.schema import Post
-from socialcare.core.text import duplicate_key
+from socialcare.core.text import post_key
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class DuplicateIndex:
         self._annotations.add(annotation)
         self._by_id.setdefault(post.id, (path, line_no, post))
 
-        key = duplicate_key(post.text)
+        key = post_key(post.text, post.parent_text)
         other = self._by_key.get(key)
         if other is not None and other[2].id != post.id:
             kind = "exact duplicate" if other[2].text == post.text else "near-duplicate"

@@ -19,3 +19,10 @@ def duplicate_key(text: str) -> str:
     folded = _MENTION.sub(" ", _LINK.sub(" ", folded))
     key = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
     return " ".join(key.split()) or "\0" + text.strip()
+
+
+def post_key(text: str, parent_text: str | None = None) -> str:
+    """The key two posts share when they are near-duplicates: a reply is the same post only
+    under the same parent ("+1" under a question and under a complaint are two posts)."""
+    key = duplicate_key(text)
+    return key if parent_text is None else duplicate_key(parent_text) + "\x1f" + key
