@@ -1,7 +1,7 @@
 """Build the shipped data set v2 from its audit trail (rerun it to check the result).
 
     .venv/bin/python data/quality/v2/assemble.py            # writes data/seed/ and the passes
-    .venv/bin/python data/quality/v2/assemble.py --to-label # the blind labellers' batches
+    .venv/bin/python data/quality/v2/assemble.py --to-label data/quality/v2/writers/sv-e.jsonl
 
 Inputs, all in this folder unless said: the v1 posts (``data/seed/``, with their writer
 recovered from ``data/quality/first_pass.jsonl`` for the consensus posts), the revisions
@@ -28,6 +28,8 @@ from socialcare.core.records import load_posts, write_posts  # noqa: E402
 from socialcare.core.schema import Post  # noqa: E402
 from socialcare.core.splits import DEFAULT_FRACTIONS, writer_split  # noqa: E402
 
+# All a blind labeller sees of a post.
+BLIND_FIELDS = ("id", "lang", "text", "parent_text")
 V1_WRITERS = frozenset(f"writer-{lang}-{x}" for lang in ("sv", "it") for x in "abcd")
 
 
@@ -99,32 +101,37 @@ def v2_passes() -> tuple[list[Post], list[Post], list[Post]]:
     return first, second, final
 
 
-def write_batches(size: int = 250, seed: int = 2026) -> None:
-    """The blind labellers' batches: id, lang, text and parent only, shuffled per language."""
-    written = [r for path in sorted((HERE / "writers").glob("*.jsonl")) for r in read_jsonl(path)]
+def write_batches(writer_files: list[Path], size: int = 250, seed: int = 2026) -> None:
+    """The blind labellers' batches of these writers' posts: id, lang, text and parent only,
+    shuffled, under neutral names (``<lang>-NN``, numbered on from the batches there are)."""
     out = HERE / "to_label"
     out.mkdir(exist_ok=True)
-    for lang in ("sv", "it"):
-        mine = [r for r in written if r["lang"] == lang]
-        random.Random(seed).shuffle(mine)
-        for n, start in enumerate(range(0, len(mine), size), start=1):
-            rows = [
-                {k: r[k] for k in ("id", "lang", "text", "parent_text") if k in r}
-                for r in mine[start : start + size]
-            ]
-            (out / f"{lang}-{n:02d}.jsonl").write_text(
-                "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+    for path in writer_files:
+        rows = read_jsonl(path)
+        random.Random(seed).shuffle(rows)
+        lang = rows[0]["lang"]
+        for start in range(0, len(rows), size):
+            number = len(list(out.glob(f"{lang}-*.jsonl"))) + 1
+            batch = out / f"{lang}-{number:02d}.jsonl"
+            batch.write_text(
+                "".join(
+                    json.dumps({k: r[k] for k in BLIND_FIELDS if k in r}, ensure_ascii=False) + "\n"
+                    for r in rows[start : start + size]
+                ),
                 encoding="utf-8",
             )
-            print(f"{out / f'{lang}-{n:02d}.jsonl'}: {len(rows)} posts")
+            print(f"{batch}: {len(rows[start : start + size])} posts")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--to-label", action="store_true", help="write the blind batches only")
+    parser.add_argument(
+        "--to-label", nargs="+", type=Path, metavar="WRITER_FILE",
+        help="only write the blind batches of these writers' files",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.to_label:
-        write_batches()
+        write_batches(args.to_label)
         return
     old = v1_posts()
     first, second, new = v2_passes()
