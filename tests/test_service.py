@@ -18,8 +18,6 @@ from socialcare.core import paths
 from socialcare.core.answers import Answer, SentimentResult
 from socialcare.core.labels import INTENTS, SENTIMENTS
 
-# The `socialcare` command, run by this interpreter.
-SOCIALCARE = [sys.executable, "-c", "import sys; from socialcare.cli import main; sys.exit(main())"]
 ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
 
 
@@ -248,7 +246,7 @@ def test_real_http_serve_and_client(served_model, tmp_path):
 
     port = _free_port()
     queue = tmp_path / "queue.sqlite"
-    command = [*SOCIALCARE, "serve", "--port", str(port),
+    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port),
                "--model", served_model, "--review-queue", str(queue)]  # fmt: skip
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -275,7 +273,7 @@ def test_bad_policy_fails_at_start_with_a_clear_message(served_model, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nrules: [\n", encoding="utf-8")
     result = subprocess.run(
-        [*SOCIALCARE, "serve", "--model", served_model,
+        [sys.executable, "-m", "socialcare.cli", "serve", "--model", served_model,
          "--policy", str(policy)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
