@@ -27,6 +27,7 @@ from socialcare.core import paths  # noqa: E402
 from socialcare.core.records import load_posts, write_posts  # noqa: E402
 from socialcare.core.schema import Post  # noqa: E402
 from socialcare.core.splits import DEFAULT_FRACTIONS, writer_split  # noqa: E402
+from socialcare.core.text import post_key  # noqa: E402
 
 # All a blind labeller sees of a post.
 BLIND_FIELDS = ("id", "lang", "text", "parent_text")
@@ -60,8 +61,12 @@ def _labels(cell: str) -> list[str]:
     return [label for label in cell.split("+") if label]
 
 
-def v2_passes() -> tuple[list[Post], list[Post], list[Post]]:
-    """(writers' pass, blind pass, final records) of the doubly labelled v2 posts."""
+def v2_passes(taken: set[str]) -> tuple[list[Post], list[Post], list[Post]]:
+    """(writers' pass, blind pass, final records) of the doubly labelled v2 posts.
+
+    A post that repeats one already in the set (``taken``: their duplicate keys; two
+    writers both wrote "Källa?") is left out, as `socialcare validate` would refuse it.
+    """
     written = [r for path in sorted((HERE / "writers").glob("*.jsonl")) for r in read_jsonl(path)]
     blind = {
         r["id"]: r
@@ -77,6 +82,11 @@ def v2_passes() -> tuple[list[Post], list[Post], list[Post]]:
         if record["id"] not in blind:
             continue  # not labelled twice yet: not shipped
         post = Post.model_validate(record)
+        key = post_key(post.text, post.parent_text)
+        if key in taken:
+            print(f"left out {post.id}: a duplicate of another post")
+            continue
+        taken.add(key)
         other = blind[record["id"]]
         second.append(
             post.model_copy(
@@ -134,7 +144,7 @@ def main() -> None:
         write_batches(args.to_label)
         return
     old = v1_posts()
-    first, second, new = v2_passes()
+    first, second, new = v2_passes({post_key(p.text, p.parent_text) for p in old})
     write_posts(HERE / "first_pass.jsonl", first)
     write_posts(HERE / "second_pass.jsonl", second)
     splits = writer_split(old + new, DEFAULT_FRACTIONS, seed=13, train_only=V1_WRITERS)
