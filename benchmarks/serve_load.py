@@ -119,14 +119,11 @@ def free_port() -> int:
 
 
 def start_service(model: str | None, port: int, log: Path) -> subprocess.Popen:
-    # socialcare.cli is a package without __main__: call its main() as the console script does.
-    entry = "import sys; from socialcare.cli import main; sys.exit(main())"
-    command = [sys.executable, "-c", entry, "serve", "--port", str(port)]
-    if model:
-        command += ["--model", model]
-    env = dict(os.environ, SOCIALCARE_VAR=str(log.parent / "var"))
+    queue = log.parent / "var" / "review_queue.sqlite"  # the benchmark's, not the user's
+    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port)]
+    command += ["--review-queue", str(queue)] + (["--model", model] if model else [])
     handle = log.open("w")
-    return subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
 
 
 async def drive(url: str, texts: list[str], size: int, concurrency: int, duration: float) -> dict:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from serving.policy import Action
-from socialcare.core.answers import Answer
+from socialcare.core.answers import Answer, PostAnswer
 from socialcare.core.limits import MAX_POSTS, MAX_TEXT_CHARS
 from socialcare.core.schema import IncomingPost, PostText
 
@@ -68,16 +68,7 @@ def request_model(max_posts: int, max_text_chars: int) -> type[PredictRequest]:
     )
 
 
-# The answer's public fields (id, lang, labels, intents, sentiment) as Answer defines them,
-# for the response to extend. (Subclassing Answer would clash: its ``review_reasons()``
-# method and the response's ``review_reasons`` field.)
-AnswerFields = create_model(
-    "AnswerFields",
-    **{name: (f.annotation, f) for name, f in Answer.model_fields.items() if not f.exclude},
-)
-
-
-class PostPrediction(AnswerFields):
+class PostPrediction(PostAnswer):
     """The model's answer for one post and what to do about it."""
 
     action: Action
@@ -90,7 +81,7 @@ class PostPrediction(AnswerFields):
     def of(cls, answer: Answer, action: Action, review_reasons: list[str]) -> "PostPrediction":
         """``answer`` with the action to take and the reasons to review it (if any)."""
         return cls(
-            **{name: getattr(answer, name) for name in AnswerFields.model_fields},
+            **answer.public().model_dump(),
             action=action,
             needs_review=bool(review_reasons),
             review_reasons=review_reasons,

@@ -30,7 +30,6 @@ from serving.api import PostPrediction, PredictResponse, request_model
 from serving.policy import Policy, load_policy
 from serving.settings import ServiceSettings
 from socialcare.core.answers import Answer
-from socialcare.core.labels import Intent
 from socialcare.core.review_queue import ReviewItem, ReviewQueue
 from socialcare.core.schema import IncomingPost
 from socialcare.runtime.classify import classify_posts
@@ -53,14 +52,6 @@ WARM_UP_POSTS = (
 SERVICES = ("Classifier", "SocialCare")
 
 
-class ClassifierAnswer(Answer):
-    """An Answer as the classifier sends it to the front: with the thresholds and the
-    truncation flag, which the front's review decision needs (Answer's JSON leaves them out)."""
-
-    thresholds: dict[Intent, float]
-    truncated: bool
-
-
 class ClassifierWorker:
     """The model, loaded once per worker, answering batches of posts."""
 
@@ -77,22 +68,21 @@ class ClassifierWorker:
         logger.info("model %s loaded and warmed up", self.predictor.tag)
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_POSTS, max_latency_ms=MAX_QUEUE_MS)
-    def classify(self, posts: list[IncomingPost]) -> list[ClassifierAnswer]:
+    def classify(self, posts: list[IncomingPost]) -> list[Answer]:
         """Posts of small requests, gathered from concurrent callers (adaptive batching)."""
         return self._classify(posts)
 
     @bentoml.api
-    def classify_request(self, posts: list[IncomingPost]) -> list[ClassifierAnswer]:
+    def classify_request(self, posts: list[IncomingPost]) -> list[Answer]:
         """The posts of one large request: already a batch, so they skip the batching queue,
         whose learned wait (it grows under bursts) would only delay them."""
         return self._classify(posts)
 
-    def _classify(self, posts: Sequence[IncomingPost]) -> list[ClassifierAnswer]:
+    def _classify(self, posts: Sequence[IncomingPost]) -> list[Answer]:
         # Language detection (~0.5 ms a post, every core) runs under the lock too: it is
         # part of the one path, and would only compete with a model call beside it.
         with self._model_lock:
-            answers = classify_posts(self.predictor, posts)
-        return [ClassifierAnswer.model_validate(answer, from_attributes=True) for answer in answers]
+            return classify_posts(self.predictor, posts)
 
 
 class Front:
@@ -166,7 +156,7 @@ class Front:
             received_at=received_at,
         )
         reasons = self.policy.uncertain(answer.intents, answer.thresholds)
-        return PostPrediction.of(answer, action, reasons + answer.review_reasons())
+        return PostPrediction.of(answer, action, reasons + answer.other_review_reasons())
 
     async def _queue_for_review(self, posts, predictions, received_at: datetime) -> None:
         items = [

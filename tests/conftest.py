@@ -82,6 +82,28 @@ def baseline_model(registered_baseline) -> Path:
     return registered_baseline[1]
 
 
+@pytest.fixture(scope="session")
+def service_settings(registered_baseline, tmp_path_factory):
+    """The service's settings for the registered baseline, with a temp review queue."""
+    from serving.settings import ServiceSettings
+
+    queue = tmp_path_factory.mktemp("var") / "review.sqlite"
+    return ServiceSettings(model=registered_baseline[0], review_queue=queue)
+
+
+@pytest.fixture(scope="session")
+def service_client(service_settings):
+    """The prediction service in-process (one per test run: BentoML registers its
+    Prometheus metrics once per process)."""
+    from starlette.testclient import TestClient
+
+    from serving.service import build_services
+
+    _, front = build_services(service_settings)
+    with TestClient(front.to_asgi()) as client:
+        yield client
+
+
 @pytest.fixture
 def run_notebook(tmp_path: Path):
     """Execute a notebook headless (as `jupyter nbconvert --execute` does) and return it.

@@ -2,14 +2,10 @@
 `POST /predict` and the reviewers' suggestions all call socialcare.runtime.classify."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from serving.settings import ServiceSettings
 from socialcare.cli import main
-from socialcare.core import paths
 from socialcare.review.items import Item, suggest
 from socialcare.runtime.resolver import load_predictor
 
@@ -50,35 +46,12 @@ def from_cli(baseline_model, tmp_path_factory) -> dict[str, dict]:
     return {record["id"]: record for record in records}
 
 
-# BentoML registers its Prometheus metrics once per process, so a second in-process app
-# beside test_service.py's would fail on its first request: this one runs in a child.
-IN_PROCESS_APP = """
-import json, sys
-from pathlib import Path
-from starlette.testclient import TestClient
-from serving.service import build_services
-from serving.settings import ServiceSettings
-
-settings, body, out = ServiceSettings.model_validate_json(sys.argv[1]), sys.argv[2], sys.argv[3]
-_, front = build_services(settings)
-with TestClient(front.to_asgi()) as client:
-    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
-Path(out).write_text(json.dumps({"status": response.status_code, "body": response.json()}))
-"""
-
-
 @pytest.fixture(scope="module")
-def from_http(registered_baseline, tmp_path_factory) -> dict[str, dict]:
+def from_http(service_client) -> dict[str, dict]:
     """`POST /predict` of the in-process service, serving the same model (registered)."""
-    directory = tmp_path_factory.mktemp("same-answer-http")
-    settings = ServiceSettings(model=registered_baseline[0], review_queue=directory / "q.sqlite")
-    body = json.dumps({"posts": [*POSTS, REPLY]}, ensure_ascii=False)
-    out = directory / "response.json"
-    command = [sys.executable, "-c", IN_PROCESS_APP, settings.model_dump_json(), body, str(out)]
-    subprocess.run(command, check=True, timeout=300, cwd=paths.REPO_ROOT)
-    response = json.loads(out.read_text(encoding="utf-8"))
-    assert response["status"] == 200, response
-    return {p["id"]: {name: p[name] for name in PUBLIC} for p in response["body"]["predictions"]}
+    response = service_client.post("/predict", json={"posts": [*POSTS, REPLY]})
+    assert response.status_code == 200, response.text
+    return {p["id"]: {name: p[name] for name in PUBLIC} for p in response.json()["predictions"]}
 
 
 def test_cli_and_http_give_the_same_answer(from_cli, from_http):
@@ -91,8 +64,14 @@ def test_cli_and_http_give_the_same_answer(from_cli, from_http):
 
 def test_reviewers_suggestions_are_the_same_answer(baseline_model, from_cli):
     items = [
-        Item(post_id=post["id"], text=post["text"], lang=post.get("lang"), source="test")
-        for post in POSTS
+        Item(
+            post_id=post["id"],
+            text=post["text"],
+            lang=post.get("lang"),
+            source="test",
+            parent_text=post.get("parent_text"),
+        )
+        for post in [*POSTS, REPLY]
     ]
     suggest(items, load_predictor(baseline_model), "baseline")
     for item in items:
@@ -101,8 +80,9 @@ def test_reviewers_suggestions_are_the_same_answer(baseline_model, from_cli):
         assert item.suggestion.intents == expected["intents"]
         assert item.suggestion.sentiment_label == expected["sentiment"]["label"]
         assert item.suggestion.sentiment == expected["sentiment"]["scores"]
-    # Suggestions carry no language; their thresholds show which one was used: a detected
-    # language's, as when given, and the pooled ones for other or undetermined languages.
+        assert item.suggestion.lang == expected["lang"]
+    # The thresholds show which language's were used: a detected language's, as when given,
+    # and the pooled ones for other or undetermined languages.
     thresholds = {item.post_id: item.suggestion.thresholds for item in items}
     assert thresholds["sv-1"] == thresholds["sv-given"] != thresholds["und-1"]
     assert thresholds["it-1"] == thresholds["it-given"] != thresholds["und-1"]

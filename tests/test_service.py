@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from serving.service import DIRECT_MIN_POSTS, build_services
+from serving.service import DIRECT_MIN_POSTS
 from serving.settings import ServiceSettings
 from socialcare.core import paths
 from socialcare.core.answers import Answer, SentimentResult
@@ -27,17 +27,13 @@ def served_model(registered_baseline) -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(served_model, tmp_path_factory) -> ServiceSettings:
-    """That model, and a temp review queue."""
-    queue = tmp_path_factory.mktemp("var") / "review.sqlite"
-    return ServiceSettings(model=served_model, review_queue=queue)
+def settings(service_settings) -> ServiceSettings:
+    return service_settings
 
 
 @pytest.fixture(scope="module")
-def client(settings):
-    _, front = build_services(settings)
-    with TestClient(front.to_asgi()) as test_client:
-        yield test_client
+def client(service_client):
+    return service_client
 
 
 def predict(client, *posts, **body):
@@ -127,14 +123,13 @@ def test_other_language_is_flagged_and_queued_with_pii_masked(client, settings):
     from socialcare.core.review_queue import ReviewQueue
 
     text = "Why has nobody answered my claim? Write to anna.berg@example.com or +46 70 123 45 67"
-    response = predict(client, {"text": text, "id": "en-1"})
+    response = predict(client, {"text": text, "id": "en-flagged"})
     prediction = response.json()["predictions"][0]
     assert prediction["lang"] == "en"
     assert prediction["needs_review"]
     assert any(reason.startswith("language: en") for reason in prediction["review_reasons"])
-    queued = [
-        item for item in ReviewQueue(settings.review_queue).pending() if item.post_id == "en-1"
-    ]
+    pending = ReviewQueue(settings.review_queue).pending()
+    queued = [item for item in pending if item.post_id == "en-flagged"]
     assert len(queued) == 1
     assert "anna.berg@example.com" not in queued[0].text
     assert "123 45 67" not in queued[0].text
@@ -291,11 +286,11 @@ def _answer(lang: str | None, truncated: bool) -> Answer:
 
 
 def test_review_reasons_besides_uncertainty():
-    assert _answer("it", True).review_reasons() == [
+    assert _answer("it", True).other_review_reasons() == [
         "truncated: the text is longer than the model reads"
     ]
-    assert _answer("de", False).review_reasons()[0].startswith("language: de")
-    assert _answer(None, False).review_reasons() == []  # undetermined: not a reason
+    assert _answer("de", False).other_review_reasons()[0].startswith("language: de")
+    assert _answer(None, False).other_review_reasons() == []  # undetermined: not a reason
 
 
 def test_policy_file_path_is_the_shipped_one_by_default():

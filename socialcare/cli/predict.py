@@ -66,7 +66,7 @@ def run_predict(opts: PredictOptions) -> int:
         for batch in _batches(opts.input, opts.batch_size):
             answers = classify_posts(predictor, [post for _, post in batch])
             for (line_no, _), answer in zip(batch, answers, strict=True):
-                record = answer.model_dump(mode="json")
+                record = answer.public().model_dump(mode="json")
                 record["id"] = answer.id if answer.id is not None else f"line-{line_no}"
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.update(len(batch))

@@ -10,19 +10,28 @@ class SentimentResult(BaseModel):
     scores: dict[Sentiment, float]
 
 
-class Answer(BaseModel):
-    """The model's answer for one post: intents with their calibrated probabilities and the
-    thresholds (of the post's language) that decided them, and the sentiment."""
+class PostAnswer(BaseModel):
+    """The model's answer for one post as every client sees it: the intents decided, their
+    calibrated probabilities, and the sentiment."""
 
     id: str | None = Field(description="the post's id, as given")
     lang: str | None = Field(description="given, or detected (null when undetermined)")
     labels: list[Intent]
     intents: dict[Intent, float]
     sentiment: SentimentResult
-    thresholds: dict[Intent, float] = Field(exclude=True)
-    truncated: bool = Field(exclude=True, description="longer than the model reads")
 
-    def review_reasons(self) -> list[str]:
+
+class Answer(PostAnswer):
+    """A PostAnswer with what decided it: the thresholds of the post's language, and
+    whether the text was longer than the model reads."""
+
+    thresholds: dict[Intent, float]
+    truncated: bool
+
+    def public(self) -> PostAnswer:
+        return PostAnswer.model_validate(self.model_dump(include=set(PostAnswer.model_fields)))
+
+    def other_review_reasons(self) -> list[str]:
         """Why a reviewer should see the post, besides the model's uncertainty (which the
         response policy's review band decides)."""
         reasons = []

@@ -31,7 +31,7 @@ ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # Reviewers' labels, one append-only file per labelling round; training reads them too.
 LABELLED_DIR = DATA_DIR / "labelled"
 # Runtime state of the service on this machine (never committed).
-VAR_DIR = Path(os.environ.get("SOCIALCARE_VAR", REPO_ROOT / "var"))
+VAR_DIR = REPO_ROOT / "var"
 # Posts the service is unsure about, waiting for a reviewer (PII masked).
 REVIEW_QUEUE = VAR_DIR / "review_queue.sqlite"
 # The insurer's response policy: which action each kind of post gets.

@@ -55,6 +55,7 @@ class Suggestion:
     sentiment: dict[str, float]
     thresholds: dict[str, float] | None
     model: str
+    lang: str | None = None  # the post's language as the model took it (given or detected)
 
     @classmethod
     def from_prediction(cls, prediction: dict, model: str) -> "Suggestion":
@@ -80,6 +81,7 @@ class Suggestion:
         """From the model's answer, with the thresholds that decided it."""
         suggestion = cls.from_prediction(answer.model_dump(), model)
         suggestion.thresholds = dict(answer.thresholds)
+        suggestion.lang = answer.lang
         return suggestion
 
     @property
@@ -97,6 +99,7 @@ class Item:
     text: str
     lang: str | None
     source: str
+    parent_text: str | None = None  # the post this one replies to
     suggestion: Suggestion | None = None
     queue_id: int | None = None
     reasons: list[str] = field(default_factory=list)
@@ -150,6 +153,7 @@ def load_items(
                 text=parsed.text,
                 lang=parsed.lang,
                 source=parsed.source or f"file:{path.name}",
+                parent_text=parsed.parent_text,
             )
         )
     if problems:
@@ -195,7 +199,10 @@ def load_model(spec: str | Path | None) -> tuple[Predictor | None, str, str]:
 
 def suggest(items: Sequence[Item], predictor: Predictor, model: str) -> None:
     """Fill each item's suggestion with the model's answer (the one prediction path)."""
-    posts = [IncomingPost(text=item.text, id=item.post_id, lang=item.lang) for item in items]
+    posts = [
+        IncomingPost(text=item.text, id=item.post_id, lang=item.lang, parent_text=item.parent_text)
+        for item in items
+    ]
     for item, answer in zip(items, classify_posts(predictor, posts), strict=True):
         item.suggestion = Suggestion.from_answer(answer, model)
 
