@@ -133,13 +133,37 @@ def write_batches(writer_files: list[Path], size: int = 250, seed: int = 2026) -
             print(f"{batch}: {len(rows[start : start + size])} posts")
 
 
+def write_disagreements(path: Path) -> None:
+    """Every post the two passes labelled differently, with both labels, for the third pass
+    (the adjudicator sees both, and the guide decides)."""
+    first, second, _ = v2_passes(set())
+    blind = {post.id: post for post in second}
+    rows = []
+    for post in first:
+        other = blind[post.id]
+        if set(post.labels) != set(other.labels) or post.sentiment != other.sentiment:
+            row = {k: v for k, v in post.model_dump().items() if k in BLIND_FIELDS and v}
+            rows.append(
+                row | {"first": {"labels": post.labels, "sentiment": post.sentiment},
+                       "second": {"labels": other.labels, "sentiment": other.sentiment}}
+            )  # fmt: skip
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    print(f"{path}: {len(rows)} disagreements")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--to-label", nargs="+", type=Path, metavar="WRITER_FILE",
         help="only write the blind batches of these writers' files",
     )  # fmt: skip
+    parser.add_argument(
+        "--disagreements", type=Path, help="only write the disagreements for the third pass"
+    )
     args = parser.parse_args()
+    if args.disagreements:
+        write_disagreements(args.disagreements)
+        return
     if args.to_label:
         write_batches(args.to_label)
         return
