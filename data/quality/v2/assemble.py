@@ -133,22 +133,27 @@ def write_batches(writer_files: list[Path], size: int = 250, seed: int = 2026) -
             print(f"{batch}: {len(rows[start : start + size])} posts")
 
 
-def write_disagreements(path: Path) -> None:
-    """Every post the two passes labelled differently, with both labels, for the third pass
-    (the adjudicator sees both, and the guide decides)."""
+def write_disagreements(seed: int = 7) -> None:
+    """Every post the two passes labelled differently, per language, with both labels, for
+    the third pass: ``disagreements-<lang>.ndjson``. Which pass comes as ``first`` is
+    drawn at random per post, so that the adjudicator cannot side with the writer."""
     first, second, _ = v2_passes(set())
     blind = {post.id: post for post in second}
-    rows = []
+    rng = random.Random(seed)
+    rows: dict[str, list[dict]] = {"sv": [], "it": []}
     for post in first:
-        other = blind[post.id]
-        if set(post.labels) != set(other.labels) or post.sentiment != other.sentiment:
-            row = {k: v for k, v in post.model_dump().items() if k in BLIND_FIELDS and v}
-            rows.append(
-                row | {"first": {"labels": post.labels, "sentiment": post.sentiment},
-                       "second": {"labels": other.labels, "sentiment": other.sentiment}}
-            )  # fmt: skip
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    print(f"{path}: {len(rows)} disagreements")
+        passes = [blind[post.id], post]
+        if {*passes[0].labels} == {*passes[1].labels} and passes[0].sentiment == post.sentiment:
+            continue
+        rng.shuffle(passes)
+        row = {k: v for k, v in post.model_dump().items() if k in BLIND_FIELDS and v}
+        for name, labelled in zip(("first", "second"), passes, strict=True):
+            row[name] = {"labels": labelled.labels, "sentiment": labelled.sentiment}
+        rows[post.lang].append(row)
+    for lang, mine in rows.items():
+        path = HERE / f"disagreements-{lang}.ndjson"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine), "utf-8")
+        print(f"{path}: {len(mine)} disagreements")
 
 
 def main() -> None:
@@ -158,11 +163,11 @@ def main() -> None:
         help="only write the blind batches of these writers' files",
     )  # fmt: skip
     parser.add_argument(
-        "--disagreements", type=Path, help="only write the disagreements for the third pass"
+        "--disagreements", action="store_true", help="only write the third pass's input"
     )
     args = parser.parse_args()
     if args.disagreements:
-        write_disagreements(args.disagreements)
+        write_disagreements()
         return
     if args.to_label:
         write_batches(args.to_label)
