@@ -5,9 +5,10 @@
 
 Inputs, all in this folder unless said: the v1 posts (``data/seed/``, with their writer
 recovered from ``data/quality/first_pass.jsonl`` for the consensus posts), the revisions
-of v1 posts (``v1_revisions.jsonl``), the writers' posts and labels (``writers/``), the
+of v1 posts (``v1_revisions.ndjson``), the writers' posts and labels (``writers/``), the
 blind second pass (``second_pass/``) and the third pass on every disagreement
-(``adjudication.csv``). Outputs: ``first_pass.jsonl`` and ``second_pass.jsonl`` (both
+(``adjudication-<lang>.csv``). The raw files are ``.ndjson`` (JSON Lines that are not
+post records: `socialcare validate` reads ``.jsonl`` only); what they become is. Outputs: ``first_pass.jsonl`` and ``second_pass.jsonl`` (both
 passes as full records, for `socialcare agreement`) and ``data/seed/{train,validation,
 test}.jsonl`` split by writer (v1's label-first writers in train only).
 """
@@ -44,8 +45,8 @@ def v1_posts() -> list[Post]:
     seed = [post for post in seed if not post.id.startswith("v2-")]  # on a rerun
     first_writer = {r["id"]: r["annotator"] for r in read_jsonl(paths.FIRST_PASS)}
     revisions = {}
-    if (HERE / "v1_revisions.jsonl").exists():
-        revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.jsonl")}
+    if (HERE / "v1_revisions.ndjson").exists():
+        revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.ndjson")}
     posts = []
     for post in seed:
         writer = post.annotator if post.annotator in V1_WRITERS else first_writer[post.id]
@@ -67,16 +68,16 @@ def v2_passes(taken: set[str]) -> tuple[list[Post], list[Post], list[Post]]:
     A post that repeats one already in the set (``taken``: their duplicate keys; two
     writers both wrote "Källa?") is left out, as `socialcare validate` would refuse it.
     """
-    written = [r for path in sorted((HERE / "writers").glob("*.jsonl")) for r in read_jsonl(path)]
+    written = [r for path in sorted((HERE / "writers").glob("*.ndjson")) for r in read_jsonl(path)]
     blind = {
         r["id"]: r
-        for path in sorted((HERE / "second_pass").glob("*.jsonl"))
+        for path in sorted((HERE / "second_pass").glob("*.ndjson"))
         for r in read_jsonl(path)
     }
     resolved = {}
-    if (HERE / "adjudication.csv").exists():
-        with (HERE / "adjudication.csv").open(encoding="utf-8", newline="") as handle:
-            resolved = {row["id"]: row for row in csv.DictReader(handle)}
+    for path in sorted(HERE.glob("adjudication-*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            resolved |= {row["id"]: row for row in csv.DictReader(handle)}
     first, second, final = [], [], []
     for record in written:
         if record["id"] not in blind:
@@ -121,8 +122,8 @@ def write_batches(writer_files: list[Path], size: int = 250, seed: int = 2026) -
         random.Random(seed).shuffle(rows)
         lang = rows[0]["lang"]
         for start in range(0, len(rows), size):
-            number = len(list(out.glob(f"{lang}-*.jsonl"))) + 1
-            batch = out / f"{lang}-{number:02d}.jsonl"
+            number = len(list(out.glob(f"{lang}-*.ndjson"))) + 1
+            batch = out / f"{lang}-{number:02d}.ndjson"
             batch.write_text(
                 "".join(
                     json.dumps({k: r[k] for k in BLIND_FIELDS if k in r}, ensure_ascii=False) + "\n"
