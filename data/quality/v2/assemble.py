@@ -7,10 +7,12 @@ Inputs, all in this folder unless said: the v1 posts (``data/seed/``, with their
 recovered from ``data/quality/first_pass.jsonl`` for the consensus posts), the revisions
 of v1 posts (``v1_revisions.ndjson``), the writers' posts and labels (``writers/``), the
 blind second pass (``second_pass/``) and the third pass on every disagreement
-(``adjudication-<lang>.csv``). The raw files are ``.ndjson`` (JSON Lines that are not
-post records: `socialcare validate` reads ``.jsonl`` only); what they become is. Outputs: ``first_pass.jsonl`` and ``second_pass.jsonl`` (both
-passes as full records, for `socialcare agreement`) and ``data/seed/{train,validation,
-test}.jsonl`` split by writer (v1's label-first writers in train only).
+(``adjudication-<lang>[-N].csv``). The raw files are ``.ndjson`` (JSON Lines that are not
+post records: `socialcare validate` reads ``.jsonl`` only); what they become is.
+
+Outputs: ``first_pass.jsonl`` and ``second_pass.jsonl`` (both passes as full records,
+for `socialcare agreement`) and ``data/seed/{train,validation,test}.jsonl`` split by
+writer (v1's label-first writers in train only).
 """
 
 import argparse
@@ -43,7 +45,7 @@ def v1_posts() -> list[Post]:
     """The v1 posts with their writer, revised where the v2 audit asked."""
     seed = load_posts([paths.seed_split(split) for split in paths.SPLITS])
     seed = [post for post in seed if not post.id.startswith("v2-")]  # on a rerun
-    first_writer = {r["id"]: r["annotator"] for r in read_jsonl(paths.FIRST_PASS)}
+    first_writer = {r["id"]: r["annotator"] for r in read_jsonl(paths.FIRST_PASSES[0])}
     revisions = {}
     if (HERE / "v1_revisions.ndjson").exists():
         revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.ndjson")}
@@ -74,10 +76,7 @@ def v2_passes(taken: set[str]) -> tuple[list[Post], list[Post], list[Post]]:
         for path in sorted((HERE / "second_pass").glob("*.ndjson"))
         for r in read_jsonl(path)
     }
-    resolved = {}
-    for path in sorted(HERE.glob("adjudication-*.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
-            resolved |= {row["id"]: row for row in csv.DictReader(handle)}
+    resolved = resolutions()
     first, second, final = [], [], []
     for record in written:
         if record["id"] not in blind:
@@ -134,17 +133,29 @@ def write_batches(writer_files: list[Path], size: int = 250, seed: int = 2026) -
             print(f"{batch}: {len(rows[start : start + size])} posts")
 
 
+def resolutions() -> dict[str, dict]:
+    """The third pass's decisions so far, by post id."""
+    resolved = {}
+    for path in sorted(HERE.glob("adjudication-*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            resolved |= {row["id"]: row for row in csv.DictReader(handle)}
+    return resolved
+
+
 def write_disagreements(seed: int = 7) -> None:
-    """Every post the two passes labelled differently, per language, with both labels, for
-    the third pass: ``disagreements-<lang>.ndjson``. Which pass comes as ``first`` is
-    drawn at random per post, so that the adjudicator cannot side with the writer."""
+    """Every post the two passes labelled differently and the third pass has not resolved
+    yet, per language, with both labels: ``disagreements-<lang>[-N].ndjson``. Which pass
+    comes as ``first`` is drawn at random per post, so the adjudicator cannot side with
+    the writer."""
     first, second, _ = v2_passes(set())
     blind = {post.id: post for post in second}
+    done = resolutions()
     rng = random.Random(seed)
     rows: dict[str, list[dict]] = {"sv": [], "it": []}
     for post in first:
         passes = [blind[post.id], post]
-        if {*passes[0].labels} == {*passes[1].labels} and passes[0].sentiment == post.sentiment:
+        agreed = {*passes[0].labels} == {*post.labels} and passes[0].sentiment == post.sentiment
+        if agreed or post.id in done:
             continue
         rng.shuffle(passes)
         row = {k: v for k, v in post.model_dump().items() if k in BLIND_FIELDS and v}
@@ -152,7 +163,12 @@ def write_disagreements(seed: int = 7) -> None:
             row[name] = {"labels": labelled.labels, "sentiment": labelled.sentiment}
         rows[post.lang].append(row)
     for lang, mine in rows.items():
-        path = HERE / f"disagreements-{lang}.ndjson"
+        rounds = len(list(HERE.glob(f"disagreements-{lang}*.ndjson")))
+        path = HERE / (
+            f"disagreements-{lang}-{rounds + 1}.ndjson"
+            if rounds
+            else f"disagreements-{lang}.ndjson"
+        )
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine), "utf-8")
         print(f"{path}: {len(mine)} disagreements")
 
