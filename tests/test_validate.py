@@ -199,3 +199,24 @@ def test_writer_split_keeps_each_writer_in_one_split():
             # briefs of both writers e and f are held out
             assert {p.writer.split("-b")[0] for p in mine} == {f"{lang}-e", f"{lang}-f"}
     assert writer_split(posts, seed=3, train_only=frozenset({"writer-sv-a"})) == splits
+
+
+def test_writer_split_deals_the_rare_label_to_every_split():
+    from socialcare.core.schema import Post
+    from socialcare.core.splits import writer_split
+
+    def brief(w: str, b: int) -> list[Post]:
+        rare = w == "e" and b < 6  # six of forty briefs, all by one writer
+        return [
+            Post(id=f"{w}-{b}-{i}", text=f"post {w} {b} {i}", lang="sv", sentiment="neutral",
+                 labels=["factual_error"] if rare and i < 5 else ["complaint"],
+                 writer=f"sv-{w}-b{b:02d}")
+            for i in range(10)
+        ]  # fmt: skip
+
+    posts = [p for w in "efgh" for b in range(10) for p in brief(w, b)]
+    splits = writer_split(posts, seed=5)
+    rare = {name: sum("factual_error" in p.labels for p in s) for name, s in splits.items()}
+    assert all(rare[name] >= 5 for name in splits), rare
+    sizes = {name: len(s) for name, s in splits.items()}
+    assert abs(sizes["validation"] - 60) <= 10 and abs(sizes["test"] - 60) <= 10, sizes

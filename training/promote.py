@@ -19,12 +19,13 @@ from socialcare.core.options import option
 from socialcare.runtime.predictor import Predictor
 from socialcare.runtime.registry import (
     PRODUCTION,
+    STAGE_FILE,
     get_model,
     mark_production,
     production_model,
+    set_stage,
     stage_of,
 )
-from socialcare.runtime.registry import set_stage as set_model_stage
 
 PROMOTIONS_LOG = paths.ARTIFACTS_DIR / "promotions.jsonl"
 PROMOTED, REFUSED = "promoted", "refused"
@@ -192,7 +193,7 @@ def _promote(opts: PromoteOptions) -> int:
         entry["archived"] = mark_production(str(candidate.tag), entry)
     else:
         # The stage stays as it was; the refusal and its numbers are recorded with it.
-        set_model_stage(str(candidate.tag), stage_of(candidate), entry)
+        set_stage(str(candidate.tag), stage_of(candidate), entry)
     _append(opts.log, entry)
 
     print(f"\n{decision}: {candidate.tag}: {reason}")
@@ -201,5 +202,5 @@ def _promote(opts: PromoteOptions) -> int:
         print(
             f"{candidate.tag} is now {PRODUCTION}" + (f"; {archived} archived" if archived else "")
         )
-    print(f"decision recorded in {opts.log} and in the model's metadata (promotion)")
+    print(f"decision recorded in {opts.log} and beside the model ({STAGE_FILE})")
     return 0 if decision == PROMOTED else 1

@@ -60,39 +60,40 @@ def writer_split(
     model never saw, as a new insurer's page will be.
 
     Writers in ``train_only`` always go to train (e.g. older, label-first prototypes
-    that would make the held-out splits easier than real traffic). The others are taken
-    in a seeded random order, alternating between their parent writers (the part of the
-    id before ``-b``), and each fills whichever held-out split is furthest from its
-    share; the rest trains.
+    that would make the held-out splits easier than real traffic). The others are dealt
+    out like cards, richest first in the language's rarest intent (so that every split
+    gets some of the few writers who wrote it; ties in seeded random order): each goes to
+    the split furthest behind its share of the posts, preferring a held-out split that
+    has no brief of the same writer yet (the part of the id before ``-b``).
     """
     missing = sorted({post.id for post in posts if not post.writer})[:5]
     if missing:
         raise ValueError(f"posts without a writer cannot be split by writer: {missing}...")
     rng = random.Random(seed)
-    held_out = [name for name in fractions if name != "train"]
     result: dict[str, list[Post]] = {name: [] for name in fractions}
     for lang in sorted({post.lang for post in posts}):
         groups: dict[str, list[Post]] = {}
         for post in posts:
             if post.lang == lang:
                 groups.setdefault(post.writer, []).append(post)
+        dealt = [writer for writer in sorted(groups) if writer not in train_only]
         total = sum(len(group) for group in groups.values())
-        wanted = {name: fractions[name] * total for name in held_out}
-        placed = dict.fromkeys(held_out, 0)
-        parents: dict[str, set[str]] = {name: set() for name in held_out}
-        for writer in _interleaved([w for w in groups if w not in train_only], rng):
+        wanted = {name: fractions[name] * total for name in fractions if name != "train"}
+        wanted["train"] = sum(len(groups[w]) for w in dealt) - sum(wanted.values())
+        placed = dict.fromkeys(fractions, 0)
+        parents: dict[str, set[str]] = {name: set() for name in fractions}
+        for writer in _richest_first(dealt, groups, rng):
             size, parent = len(groups[writer]), _parent(writer)
-            # Splits with room for this writer; among them, one that lacks its parent
-            # writer first, then the one furthest from its share. None left: train.
-            room = [n for n in held_out if placed[n] + size / 2 <= wanted[n]]
+            room = [n for n in fractions if placed[n] + size / 2 <= wanted[n]] or ["train"]
             name = max(
                 room,
-                key=lambda n: (parent not in parents[n], (wanted[n] - placed[n]) / wanted[n]),
-                default="train",
+                key=lambda n: (
+                    n == "train" or parent not in parents[n],
+                    (wanted[n] - placed[n]) / max(wanted[n], 1),
+                ),
             )
-            if name != "train":
-                placed[name] += size
-                parents[name].add(parent)
+            placed[name] += size
+            parents[name].add(parent)
             result[name].extend(groups[writer])
         for writer in train_only & groups.keys():
             result["train"].extend(groups[writer])
@@ -101,22 +102,23 @@ def writer_split(
     return result
 
 
-def _interleaved(writers: list[str], rng: random.Random) -> list[str]:
-    """Writers in random order, round-robin over their parent writer (``sv-e`` of
-    ``sv-e-b03``), so that each held-out split gets briefs of several writers."""
-    by_parent: dict[str, list[str]] = {}
-    for writer in sorted(writers):
-        by_parent.setdefault(_parent(writer), []).append(writer)
-    for group in by_parent.values():
-        rng.shuffle(group)
-    parents = sorted(by_parent)
-    rng.shuffle(parents)
-    order = []
-    while any(by_parent.values()):
-        for parent in parents:
-            if by_parent[parent]:
-                order.append(by_parent[parent].pop())
-    return order
+def _richest_first(
+    writers: list[str], groups: dict[str, list[Post]], rng: random.Random
+) -> list[str]:
+    """Writers by their share of the rarest intent among them, highest first; ties in
+    seeded random order."""
+    counts = Counter(label for w in writers for post in groups[w] for label in post.labels or [])
+    order = list(writers)
+    rng.shuffle(order)
+    if not counts:
+        return order
+    rarest = min(counts, key=lambda label: (counts[label], label))
+
+    def share(writer: str) -> float:
+        mine = groups[writer]
+        return sum(rarest in (post.labels or []) for post in mine) / len(mine)
+
+    return sorted(order, key=share, reverse=True)
 
 
 def _parent(writer: str) -> str:

@@ -42,16 +42,20 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def v1_posts() -> list[Post]:
-    """The v1 posts with their writer, revised where the v2 audit asked."""
+    """The v1 posts with their writer, revised where the v2 audit asked.
+
+    Reads them from ``data/seed/``, so that a rerun finds them already assembled: a post
+    keeps the writer it has, and a revised post (id ending ``-r``) is not revised again.
+    """
     seed = load_posts([paths.seed_split(split) for split in paths.SPLITS])
-    seed = [post for post in seed if not post.id.startswith("v2-")]  # on a rerun
+    seed = [post for post in seed if not post.id.startswith("v2-")]
     first_writer = {r["id"]: r["annotator"] for r in read_jsonl(paths.FIRST_PASSES[0])}
-    revisions = {}
-    if (HERE / "v1_revisions.ndjson").exists():
-        revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.ndjson")}
+    revisions = {r["id"]: r["text"] for r in read_jsonl(HERE / "v1_revisions.ndjson")}
     posts = []
     for post in seed:
-        writer = post.annotator if post.annotator in V1_WRITERS else first_writer[post.id]
+        writer = post.writer or (
+            post.annotator if post.annotator in V1_WRITERS else first_writer[post.id]
+        )
         update = {"writer": writer}
         if post.id in revisions:
             # A revised post is a new post: the old text keeps its id in the v1 passes.
