@@ -42,6 +42,7 @@ def tiny_backbone(tmp_path_factory) -> Path:
     Stands in for the real backbone where a test checks the pipeline, not the scores.
     """
     from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import TemplateProcessing
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from socialcare.core import paths
@@ -51,8 +52,23 @@ def tiny_backbone(tmp_path_factory) -> Path:
     texts = [post.text for post in load_posts([paths.seed_split("train")])]
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(texts, vocab_size=2000, min_frequency=2)
-    wordpiece.save_model(str(directory))
-    BertTokenizerFast(vocab_file=str(directory / "vocab.txt")).save_pretrained(directory)
+    # The trained tokenizer itself (a vocab_file alone loads as special tokens only in
+    # transformers 5), with BERT's single and pair templates.
+    tokenizer = wordpiece._tokenizer
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(directory)
     config = BertConfig(
         vocab_size=wordpiece.get_vocab_size(),
         hidden_size=32,

@@ -38,7 +38,7 @@ def _dataset(arrays: LabelArrays, tokens: TokenBatcher):
     """Token ids as the predictor will compute them (the same TokenBatcher), and targets."""
     from datasets import Dataset
 
-    ids, _ = tokens.encode(arrays.texts)
+    ids, _ = tokens.encode(arrays.texts, arrays.parents)
     return Dataset.from_dict(
         {
             "input_ids": ids,

@@ -22,7 +22,7 @@ LIBRARIES = ("torch", "transformers", "scikit-learn", "bentoml", "datasets", "na
 def score(predictor: Predictor, data: list[Path], plots_dir: Path | None = None) -> dict:
     """Metrics of the predictor on the labelled posts in ``data`` (and plots, if asked)."""
     arrays = encode_posts(load_posts(data))
-    predictions = predictor.predict(arrays.texts, arrays.langs)
+    predictions = predictor.predict(arrays.texts, arrays.langs, arrays.parents)
     metrics = evaluate_predictions(arrays, predictions)
     if plots_dir is not None:
         plot(metrics, arrays, predictions, plots_dir)

@@ -60,7 +60,9 @@ def calibrate(
     model's socialcare.json in memory (default: read from ``model_dir``).
     """
     predictor = Predictor(model_dir, runtime=runtime, info=info)
-    logits = {split: predictor.logits(arrays.texts) for split, arrays in splits.items()}
+    logits = {
+        split: predictor.logits(arrays.texts, arrays.parents) for split, arrays in splits.items()
+    }
     predictor.decision = fit_decision(*logits[VALIDATION], splits[VALIDATION], betas, per_language)
     predictions = {
         split: predictor.decide(*logits[split], arrays.langs) for split, arrays in splits.items()

@@ -52,7 +52,7 @@ def analyse(model: str | Path | None, data: Sequence[Path]) -> Analysis:
     tag = predictor.tag
     posts = load_posts(data)
     arrays = encode_posts(posts)
-    predictions = predictor.predict(arrays.texts, arrays.langs)
+    predictions = predictor.predict(arrays.texts, arrays.langs, arrays.parents)
     metrics = evaluate_predictions(arrays, predictions)
     return Analysis(tag, posts, arrays, predictions, metrics)
 
