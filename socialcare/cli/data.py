@@ -101,10 +101,10 @@ def style_table(files: list[Path], public_dir: Path, insurers_file: Path) -> str
 class AgreementOptions:
     """Cohen's kappa between two independent labelling passes over the same posts."""
 
-    first: Path = option(paths.FIRST_PASS, help="first pass (JSONL)")
-    second: Path = option(paths.SECOND_PASS, help="second pass (JSONL)")
+    first: list[Path] = option(list(paths.FIRST_PASSES), help="first pass (JSONL files)")
+    second: list[Path] = option(list(paths.SECOND_PASSES), help="second pass (JSONL files)")
 
 
 def run_agreement(opts: AgreementOptions) -> int:
-    print(agreement_table(load_posts([opts.first]), load_posts([opts.second])))
+    print(agreement_table(load_posts(opts.first), load_posts(opts.second)))
     return 0

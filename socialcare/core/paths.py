@@ -8,9 +8,10 @@ DATA_DIR = REPO_ROOT / "data"
 SEED_DIR = DATA_DIR / "seed"
 SPLITS = ("train", "validation", "test")
 QUALITY_DIR = DATA_DIR / "quality"
-# The two blind labelling passes of the doubly labelled posts (agreement, label quality).
-FIRST_PASS = QUALITY_DIR / "first_pass.jsonl"
-SECOND_PASS = QUALITY_DIR / "second_pass.jsonl"
+# The two independent labelling passes over the doubly labelled posts (agreement, label
+# quality): v1's sample, and every post data v2 added.
+FIRST_PASSES = (QUALITY_DIR / "first_pass.jsonl", QUALITY_DIR / "v2" / "first_pass.jsonl")
+SECOND_PASSES = (QUALITY_DIR / "second_pass.jsonl", QUALITY_DIR / "v2" / "second_pass.jsonl")
 # The fictional insurers our posts name, per language (the style profile counts them).
 INSURERS_FILE = DATA_DIR / "insurers.json"
 # Public benchmark corpora live beside the repository, never inside it.

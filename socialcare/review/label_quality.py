@@ -32,8 +32,7 @@ def annotation_files(labelled_dir: Path = paths.LABELLED_DIR) -> list[Path]:
     """The shipped double-labelled passes, then every reviewers' round in ``labelled_dir``."""
     from socialcare.core.label_store import round_files
 
-    passes = [paths.FIRST_PASS, paths.SECOND_PASS]
-    return [*passes, *round_files(labelled_dir)]
+    return [*paths.FIRST_PASSES, *paths.SECOND_PASSES, *round_files(labelled_dir)]
 
 
 def load_annotations(files: Iterable[Path]) -> list[Post]:
