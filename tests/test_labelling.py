@@ -308,3 +308,15 @@ def _text_of(notebook) -> str:
         if cell.cell_type == "code"
         for output in cell.outputs
     )
+
+
+def test_a_reply_is_shown_under_its_parent_and_saved_with_it(tmp_path):
+    source = tmp_path / "replies.jsonl"
+    post = {"id": "r-1", "text": "samma här", "lang": "sv", "parent_text": "Ingen svarar <b>"}
+    source.write_text(json.dumps(post, ensure_ascii=False) + "\n", encoding="utf-8")
+    app = LabellingApp(tmp_path / "round-001.jsonl", "anna", source, "")
+    assert "in reply to: Ingen svarar &lt;b&gt;" in app.post_html.value  # escaped
+    app.fill(["complaint"], "negative")
+    record = app.save()
+    assert record.parent_text == "Ingen svarar <b>" and record.labels == ["complaint"]
+    assert read_labels([tmp_path / "round-001.jsonl"])[0].parent_text == "Ingen svarar <b>"

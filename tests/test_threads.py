@@ -78,3 +78,27 @@ def test_a_reply_is_a_complaint_under_a_complaint_and_not_under_thanks(tiny_back
     assert under_complaint.intents["complaint"] > under_thanks.intents["complaint"] + 0.3
     assert under_complaint.sentiment.label == "negative"
     assert under_thanks.sentiment.label == "positive"
+
+
+def test_a_long_parent_loses_its_beginning_and_the_reply_is_never_cut(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    from socialcare.runtime.tokens import TokenBatcher
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    batcher = TokenBatcher(tokenizer, prefix="", max_length=16)
+    parent = "tack " * 20 + "ingen svarar"  # 22 words: far more than 16 tokens
+    reply = "samma här"
+    long_reply = "har väntat sju veckor på besked om min skada " * 3
+    (pair, alone, long), truncated = batcher.encode(
+        [reply, reply, long_reply], [parent, None, parent]
+    )
+    tokens = tokenizer.convert_ids_to_tokens(pair)
+    assert len(pair) == 16
+    # [CLS] <the end of the parent> [SEP] <the whole reply> [SEP]
+    assert tokens[-4:] == ["[SEP]", "samma", "har", "[SEP]"]
+    assert tokens[-7:-4] == ["ingen", "svar", "##ar"] and tokens[1] == "tack"
+    assert tokenizer.convert_ids_to_tokens(alone) == ["[CLS]", "samma", "har", "[SEP]"]
+    # A reply with no room for its parent is read alone, cut like any long post.
+    assert long == batcher.encode([long_reply])[0][0]
+    assert truncated.tolist() == [False, False, True]

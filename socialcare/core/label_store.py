@@ -71,8 +71,10 @@ def make_label(
     annotator: str,
     source: str,
     labelled_at: datetime | None = None,
+    parent_text: str | None = None,
 ) -> Post:
-    """A validated label record; ``labelled_at`` defaults to now (UTC).
+    """A validated label record; ``labelled_at`` defaults to now (UTC). A reply keeps its
+    ``parent_text``: its labels are what it means under that parent.
 
     Raises ValueError naming the field and the fix (no reviewer name, language not set,
     unknown label...), before anything is written.
@@ -90,6 +92,7 @@ def make_label(
         annotator=annotator.strip(),
         labelled_at=labelled_at or utc_now(),
         source=source,
+        parent_text=parent_text,
     )
 
 

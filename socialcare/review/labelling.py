@@ -285,8 +285,9 @@ class LabellingApp:
             return None
         try:
             record = make_label(
-                item.post_id, item.text, lang, labels, sentiment, self.annotator, item.source
-            )
+                item.post_id, item.text, lang, labels, sentiment, self.annotator, item.source,
+                parent_text=item.parent_text,
+            )  # fmt: skip
         except ValueError as err:
             self._status(one_line(err), error=True)
             return None
@@ -348,7 +349,12 @@ class LabellingApp:
             meta.append(f"uncertainty {item.uncertainty:.2f} ({item.uncertain_about})")
         if item.suggestion is not None and item.suggestion.model:
             meta.append(f"suggested by {html.escape(item.suggestion.model)}")
-        lines = [
+        # A reply is labelled as it means under its parent: show the parent above it.
+        lines = [] if item.parent_text is None else [
+            "<div style='color:#555;font-size:13px;white-space:pre-wrap'>in reply to: "
+            f"{html.escape(item.parent_text)}</div>"
+        ]  # fmt: skip
+        lines += [
             "<div style='font-size:15px;white-space:pre-wrap;border-left:4px solid #4a90d9;"
             f"padding:6px 10px;margin:4px 0'>{html.escape(item.text)}</div>",
             f"<div style='color:#666;font-size:12px'>{' &middot; '.join(meta)}</div>",
@@ -378,14 +384,8 @@ class LabellingApp:
         self.back_button.disabled = not self.order
 
     def _set_enabled(self, enabled: bool) -> None:
-        for control in (
-            *self.intent_boxes.values(),
-            self.sentiment_buttons,
-            self.lang_buttons,
-            self.skip_button,
-            self.save_button,
-            self.back_button,
-        ):
+        form = [*self.intent_boxes.values(), self.sentiment_buttons, self.lang_buttons]
+        for control in [*form, self.skip_button, self.save_button, self.back_button]:
             control.disabled = not enabled
 
     def _status(self, message: str, error: bool = False) -> None:
