@@ -304,3 +304,22 @@ def test_the_main_job_retrains_when_the_data_changed_or_no_model_exists():
     unrecorded = retrain_reason("finetune", current, Registered("socialcare-classifier:v0", None))
     assert unrecorded is not None and "not recorded" in unrecorded
     assert retrain_reason("baseline", current, same, forced=True) == "--retrain was given"
+
+
+def test_frozen_layers_stay_as_pre_trained(tiny_backbone, tmp_path):
+    from safetensors.torch import load_file
+
+    files = seed_subset(tmp_path, {"train": 80, "validation": 40, "test": 40})
+    model_dir = tmp_path / "model"
+    args = ["train", "--base-model", str(tiny_backbone), "--output", str(model_dir)]
+    args += ["--epochs", "1", "--max-length", "32", "--frozen-layers", "1"]
+    args += ["--no-register", "--no-labelled-rounds"]
+    for split, path in files.items():
+        args += [f"--{split}", str(path)]
+    assert main(args) == 0
+    before = load_file(tiny_backbone / "model.safetensors")
+    after = load_file(model_dir / "model.safetensors")
+    layer = {k for k in after if "encoder.layer.0." in k}
+    assert layer and all((after[k] == before[k]).all() for k in layer)  # frozen
+    moved = [k for k in after if "encoder.layer.1." in k and not (after[k] == before[k]).all()]
+    assert moved  # the layer above it trained

@@ -57,6 +57,7 @@ class TrainOptions:
     weight_decay: float = option(0.01, help="AdamW weight decay")
     patience: int = option(2, help="epochs without validation gain before stopping")
     freeze_embeddings: bool = option(True, help="keep the word-embedding table frozen")
+    frozen_layers: int = option(0, help="lowest transformer layers kept as pre-trained")
     per_language_thresholds: bool = option(True, help="tune thresholds per language too")
     threshold_betas: dict[str, float] = option(
         dict(DEFAULT_BETAS), help="F-beta per intent for threshold tuning (config file only)"

@@ -31,7 +31,17 @@ class FinetuneSettings:
     weight_decay: float
     patience: int
     freeze_embeddings: bool
+    frozen_layers: int
     seed: int
+
+
+def encoder_layers(encoder) -> list:
+    """The transformer blocks of a BERT-like encoder, bottom first (BERT and XLM-R name
+    them ``encoder.layer``)."""
+    blocks = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if blocks is None:
+        raise ValueError(f"{type(encoder).__name__}: no encoder.layer to freeze layers of")
+    return list(blocks)
 
 
 def _dataset(arrays: LabelArrays, tokens: TokenBatcher):
@@ -104,6 +114,10 @@ def finetune(
         # The 250k-piece embedding table is most of the weights; freezing it makes CPU
         # training several times cheaper and keeps rare pieces as pre-trained.
         encoder.get_input_embeddings().weight.requires_grad_(False)
+    # Lower layers kept as pre-trained: no gradients to compute through them (faster on
+    # CPU), and less to forget on small data.
+    for layer in encoder_layers(encoder)[: settings.frozen_layers]:
+        layer.requires_grad_(False)
 
     # The heads start from random weights: at the encoder's small learning rate they
     # would need many epochs to catch up, so they get their own, larger one.

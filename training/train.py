@@ -79,6 +79,7 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         weight_decay=opts.weight_decay,
         patience=opts.patience,
         freeze_embeddings=opts.freeze_embeddings,
+        frozen_layers=opts.frozen_layers,
         seed=opts.seed,
     )
     finetune(train, validation, settings, output)
