@@ -173,7 +173,7 @@ def measure(runs: dict, texts: list[str], repeat: int) -> dict[str, dict]:
 def quality(directory: Path) -> dict:
     """Test macro-F1 of every runtime, each calibrated on validation (parity report)."""
     from socialcare.core.arrays import encode_posts
-    from training.calibration import DEFAULT_BETAS
+    from training.calibration import DEFAULT_BETAS, ThresholdRule
     from training.runtimes import choose_served, compare_runtimes
 
     info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
@@ -186,8 +186,11 @@ def quality(directory: Path) -> dict:
         directory,
         splits,
         RUNTIMES,
-        betas=options.get("threshold_betas", DEFAULT_BETAS),
-        per_language=options.get("per_language_thresholds", True),
+        ThresholdRule(
+            betas=options.get("threshold_betas", DEFAULT_BETAS),
+            max_false_alarm_rate=options.get("max_false_alarm_rate"),
+            per_language=options.get("per_language_thresholds", True),
+        ),
     )
     _, report = choose_served(compared)
     return report

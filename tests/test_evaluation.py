@@ -67,19 +67,34 @@ def test_intent_scores_on_a_hand_computed_case():
     overall = metrics["overall"]["intents"]
     # complaint: true on 1,2,5, predicted on 1,2 -> TP 2, FP 0, FN 1
     # P = 2/2 = 1, R = 2/3, F1 = 2 * 1 * 2/3 / (1 + 2/3) = 0.8
+    # false alarms: none of posts 3, 4, 6 (no complaint) flagged -> 0; ECE: five pairs
+    # right at confidence 0.9, post 5 wrong at 0.6 -> 5/6 * 0.1 + 1/6 * 0.6
     assert overall["complaint"] == pytest.approx(
         {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}
+        | {"false_alarm_rate": 0.0, "ece": 1.1 / 6}
     )
     # question: true on 2,4, predicted on 4,5 -> TP 1, FP 1, FN 1 -> P = R = F1 = 0.5
+    # false alarms: post 5 of posts 1, 3, 5, 6 -> 1/4; ECE: 2 and 5 wrong -> (0.4 + 1.2) / 6
     assert overall["question"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+        | {"false_alarm_rate": 0.25, "ece": 1.6 / 6}
     )
     # factual_error: never true, never predicted -> all undefined -> 0.0
-    assert overall["factual_error"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert overall["factual_error"] == pytest.approx(
+        {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        | {"false_alarm_rate": 0.0, "ece": 0.1}
+    )
     # humour: never true, predicted on 3 -> TP 0, FP 1 -> P = 0, R undefined -> 0, F1 = 0
-    assert overall["humour"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # (false alarms: post 3 of all six -> 1/6)
+    assert overall["humour"] == pytest.approx(
+        {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        | {"false_alarm_rate": 1 / 6, "ece": 1.1 / 6}
+    )
     # praise: true and predicted on 3 only -> P = R = F1 = 1
-    assert overall["praise"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    assert overall["praise"] == pytest.approx(
+        {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+        | {"false_alarm_rate": 0.0, "ece": 0.1}
+    )
     # macro over all five, zero-support ones included: (0.8 + 0.5 + 0 + 0 + 1) / 5 = 0.46
     assert metrics["overall"]["intent_macro_f1"] == pytest.approx(0.46)
     # micro: TP 2+1+0+0+1 = 4, FP 0+1+0+1+0 = 2, FN 1+1+0+0+0 = 2 -> P = R = F1 = 4/6
@@ -99,8 +114,10 @@ def test_intent_scores_on_a_hand_computed_case():
     assert sv["intent_exact_match"] == pytest.approx(1 / 3)
     # it (posts 4-6): complaint FN 1 -> 0; question TP 1, FP 1 -> P 1/2, R 1, F1 2/3
     # macro = (0 + 2/3 + 0 + 0 + 0) / 5 = 2/15; exact match: posts 4 and 6 -> 2/3
+    # false alarms: post 5 of posts 5, 6 -> 1/2; ECE: post 5 wrong -> 2/3 * 0.1 + 1/3 * 0.6
     assert it["intents"]["question"] == pytest.approx(
         {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1}
+        | {"false_alarm_rate": 0.5, "ece": 0.8 / 3}
     )
     assert it["intent_macro_f1"] == pytest.approx(2 / 15)
     assert it["intent_exact_match"] == pytest.approx(2 / 3)

@@ -94,6 +94,22 @@ def test_best_threshold_maximises_f_beta():
     assert best_threshold(probs, truth, beta=5.0) <= 0.35
 
 
+def test_false_alarm_limit_keeps_a_weak_intent_from_flagging_the_page():
+    rng = np.random.default_rng(3)
+    truth = rng.random(2000) < 0.3
+    # A weak intent: positives score only a little higher than the rest.
+    probs = np.clip(rng.normal(0.25 + 0.1 * truth, 0.1), 0, 1)
+    unlimited = best_threshold(probs, truth, beta=2.0, max_false_alarm_rate=None)
+    limited = best_threshold(probs, truth, beta=2.0, max_false_alarm_rate=0.15)
+    assert np.mean(probs[~truth] >= unlimited) > 0.5  # recall-leaning F-beta floods
+    assert np.mean(probs[~truth] >= limited) <= 0.15
+    # The limit never lowers a threshold that already kept within it.
+    clean = np.where(truth, 0.9, 0.1)
+    assert best_threshold(clean, truth, beta=2.0, max_false_alarm_rate=0.15) == best_threshold(
+        clean, truth, beta=2.0, max_false_alarm_rate=None
+    )
+
+
 def test_thresholds_per_language_fall_back_to_pooled_when_data_is_thin():
     rng = np.random.default_rng(0)
     n = 200

@@ -11,7 +11,7 @@ from socialcare.core.records import load_posts
 from socialcare.core.schema import Post
 from socialcare.runtime.registry import MODEL_NAME
 from training.backbone import DEFAULT_BASE_MODEL
-from training.calibration import DEFAULT_BETAS
+from training.calibration import DEFAULT_BETAS, MAX_FALSE_ALARM_RATE, ThresholdRule
 
 
 @dataclass
@@ -58,13 +58,30 @@ class TrainOptions:
     patience: int = option(2, help="epochs without validation gain before stopping")
     freeze_embeddings: bool = option(True, help="keep the word-embedding table frozen")
     frozen_layers: int = option(0, help="lowest transformer layers kept as pre-trained")
+    precision: Literal["auto", "bf16", "fp32"] = option(
+        "auto",
+        help="training arithmetic: auto = bf16 autocast where the CPU or GPU does bf16 "
+        "natively (about 1.6x faster on AVX512-BF16 CPUs), else fp32; weights stay fp32",
+    )
     per_language_thresholds: bool = option(True, help="tune thresholds per language too")
     threshold_betas: dict[str, float] = option(
         dict(DEFAULT_BETAS), help="F-beta per intent for threshold tuning (config file only)"
     )
+    max_false_alarm_rate: float | None = option(
+        MAX_FALSE_ALARM_RATE,
+        help="no intent threshold may flag more than this share of validation posts "
+        "without the intent",
+    )
     seed: int = option(13, help="random seed")
     register: bool = option(True, help="register the trained model in the BentoML model store")
     name: str = option(MODEL_NAME, help="model name in the store")
+
+    def threshold_rule(self) -> ThresholdRule:
+        return ThresholdRule(
+            betas=self.threshold_betas,
+            max_false_alarm_rate=self.max_false_alarm_rate,
+            per_language=self.per_language_thresholds,
+        )
 
     def train_files(self) -> list[Path]:
         """--train, then each labelled round (oldest first) unless --no-labelled-rounds."""

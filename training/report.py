@@ -10,7 +10,12 @@ from pathlib import Path
 
 from socialcare.core import paths
 from socialcare.core.arrays import LabelArrays, encode_posts
-from socialcare.core.evaluation import evaluate_predictions, format_scores, write_plots
+from socialcare.core.evaluation import (
+    evaluate_predictions,
+    format_intent_decisions,
+    format_scores,
+    write_plots,
+)
 from socialcare.core.records import jsonl_files, load_posts
 from socialcare.runtime.predictor import Predictions, Predictor
 from training.runtimes import parity_section
@@ -101,6 +106,17 @@ def write_report(
             f"## Scores on {name} ({metrics['n_posts']} posts)",
             "",
             format_scores(metrics),
+            "",
+        ]
+    thresholds = provenance.get("decision", {}).get("thresholds")
+    if thresholds and "test" in results:
+        sections += [
+            "## Intent decisions on test (writers not seen in training or validation)",
+            "",
+            "Thresholds and temperatures are fitted on validation only; test shows what they",
+            "give on posts by new writers.",
+            "",
+            format_intent_decisions(results["test"], thresholds),
             "",
         ]
     if parity is not None:

@@ -26,7 +26,7 @@ from socialcare.runtime.predictor import (
     Predictions,
     Predictor,
 )
-from training.calibration import DEFAULT_BETAS, fit_decision
+from training.calibration import DEFAULT_RULE, ThresholdRule, fit_decision
 
 # The issue's quality bar: int8 may cost at most half a macro-F1 point, per language and head.
 PARITY_TOLERANCE = 0.005
@@ -50,8 +50,7 @@ def calibrate(
     model_dir: Path,
     splits: Mapping[str, LabelArrays],
     runtime: str | None = None,
-    betas: dict[str, float] = DEFAULT_BETAS,
-    per_language: bool = True,
+    rule: ThresholdRule = DEFAULT_RULE,
     info: dict | None = None,
 ) -> Calibrated:
     """Logits of each split once; the decision fitted on ``splits["validation"]``; scores.
@@ -63,7 +62,7 @@ def calibrate(
     logits = {
         split: predictor.logits(arrays.texts, arrays.parents) for split, arrays in splits.items()
     }
-    predictor.decision = fit_decision(*logits[VALIDATION], splits[VALIDATION], betas, per_language)
+    predictor.decision = fit_decision(*logits[VALIDATION], splits[VALIDATION], rule)
     predictions = {
         split: predictor.decide(*logits[split], arrays.langs) for split, arrays in splits.items()
     }
@@ -79,14 +78,13 @@ def compare_runtimes(
     model_dir: Path,
     splits: Mapping[str, LabelArrays],
     runtimes: Sequence[str | None],
-    betas: dict[str, float] = DEFAULT_BETAS,
-    per_language: bool = True,
+    rule: ThresholdRule = DEFAULT_RULE,
     info: dict | None = None,
 ) -> dict[str, Calibrated]:
     """Each runtime calibrated on validation as it would be served, then scored; by runtime."""
     compared = {}
     for runtime in runtimes:
-        calibrated = calibrate(model_dir, splits, runtime, betas, per_language, info)
+        calibrated = calibrate(model_dir, splits, runtime, rule, info)
         compared[calibrated.runtime] = calibrated
     return compared
 

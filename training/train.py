@@ -62,7 +62,7 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         return {"kind": "baseline"}
 
     from training.backbone import resolve_base_model
-    from training.finetune import FinetuneSettings, finetune
+    from training.finetune import FinetuneSettings, finetune, mixed_precision
 
     prefix = (
         opts.text_prefix if opts.text_prefix is not None else default_text_prefix(opts.base_model)
@@ -81,6 +81,7 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         freeze_embeddings=opts.freeze_embeddings,
         frozen_layers=opts.frozen_layers,
         seed=opts.seed,
+        precision=opts.precision,
     )
     finetune(train, validation, settings, output)
     return {
@@ -89,6 +90,7 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         "max_length": opts.max_length,
         "base_model": opts.base_model,
         "base_model_path": settings.base_model,
+        "training_precision": "bf16" if mixed_precision(opts.precision) else "fp32",
     }
 
 
@@ -140,9 +142,7 @@ def choose_served_runtime(
 
         info = dict(info, onnx=export_onnx(output, info))
         runtimes = RUNTIMES
-    compared = compare_runtimes(
-        output, held_out, runtimes, opts.threshold_betas, opts.per_language_thresholds, info
-    )
+    compared = compare_runtimes(output, held_out, runtimes, opts.threshold_rule(), info)
     served, parity = choose_served(compared)
     if parity is not None:
         info = dict(info, runtime=served.runtime)

@@ -106,12 +106,24 @@ def _no_scores(names: Sequence[str]) -> dict:
 def _intent_scores(true: np.ndarray, prob: np.ndarray, pred: np.ndarray) -> dict:
     if len(true) == 0:
         return {
-            "intents": _no_scores(INTENTS),
+            "intents": {
+                name: dict(scores, false_alarm_rate=None, ece=None)
+                for name, scores in _no_scores(INTENTS).items()
+            },
             **dict.fromkeys(
                 ("intent_macro_f1", "intent_micro_f1", "intent_exact_match", "intent_ece")
             ),
         }
     intents = _per_class(INTENTS, true, pred)
+    for j, name in enumerate(INTENTS):
+        # What a team pays for a threshold beside its recall: the share of posts without the
+        # intent that get it anyway, and how far the intent's own probabilities are off.
+        without = true[:, j] == 0
+        false_alarms = float(np.mean(pred[without, j] == 1)) if without.any() else None
+        intents[name]["false_alarm_rate"] = false_alarms
+        intents[name]["ece"] = expected_calibration_error(
+            *_intent_confidence(true[:, j], prob[:, j])
+        )
     return {
         "intents": intents,
         # Unweighted over all five intents, including any absent from this subset (F1 0.0 by
@@ -345,4 +357,27 @@ def format_scores(metrics: dict) -> str:
             _format(scores["sentiment"]["ece"], ".3f"),
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_intent_decisions(metrics: dict, thresholds: dict[str, dict[str, float]]) -> str:
+    """Per language and intent: the threshold in use and what it gives on these posts
+    (recall, false-alarm rate = share of posts without the intent that get it, precision)
+    and how well calibrated the intent's probabilities are (ECE). ``thresholds`` as in a
+    model's decision: per language, with "*" for any other."""
+    header = ["threshold", "recall", "false-alarm rate", "precision", "ECE", "posts with it"]
+    lines = ["| lang | intent | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
+    for lang, scores in metrics["by_lang"].items():
+        table = thresholds.get(lang, thresholds.get("*", {}))
+        for intent in INTENTS:
+            row = scores["intents"][intent]
+            cells = [
+                _format(table.get(intent), ".2f"),
+                _format(row["recall"], ".1%"),
+                _format(row.get("false_alarm_rate"), ".1%"),
+                _format(row["precision"], ".1%"),
+                _format(row.get("ece"), ".3f"),
+                str(row["support"]),
+            ]
+            lines.append(f"| {lang} | {intent} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
