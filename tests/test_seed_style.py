@@ -1,6 +1,7 @@
 """The shipped data reads like what insurers receive: data v2's style targets, measured on
 the shipped files themselves, so that they cannot drift silently (see data/README.md)."""
 
+import json
 import re
 from collections import Counter
 
@@ -67,6 +68,22 @@ def test_label_mix_targets(by_lang, profiles, lang):
     assert both / len(posts) >= 0.07
     for pair in COMBINATIONS:
         assert sum(set(pair) <= set(p.labels) for p in posts) >= 20, pair
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_intent_posts_are_mostly_stories_and_news(by_lang, lang):
+    """The census of data/quality/v2/no_intent (each no-intent post's kind, read by a
+    labeller blind to everything else) covers exactly the shipped no-intent posts, and at
+    least a third of them are anecdotes or shared news, not filler."""
+    census = paths.REPO_ROOT / "data" / "quality" / "v2" / "no_intent" / f"kinds-{lang}.ndjson"
+    kinds = {}
+    for line in census.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        kinds[record["id"]] = record["kind"]
+    assert set(kinds) == {p.id for p in by_lang[lang] if not p.labels}
+    assert set(kinds.values()) <= {"anecdote", "news", "remark", "spam", "off_topic"}
+    stories = sum(kind in ("anecdote", "news") for kind in kinds.values())
+    assert stories / len(kinds) >= 1 / 3
 
 
 @pytest.mark.parametrize("lang", LANGS)
