@@ -16,6 +16,7 @@ from training.calibration import (
     fit_sentiment_temperature,
     tune_thresholds,
 )
+from training.config import RECIPE_GRID
 
 
 def test_posts_missing_a_label_add_no_loss_to_that_head():
@@ -184,6 +185,12 @@ def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path
     assert info["kind"] == "finetune"
     assert info["provenance"]["options"]["threshold_betas"] == {"complaint": 3.0}
     assert info["provenance"]["options"]["epochs"] == 1  # from the file
+    # No --learning-rate: each pair of the grid trained, the better on validation kept.
+    rates = info["learning_rates"]
+    assert [(t["learning_rate"], t["head_learning_rate"]) for t in rates["tried"]] == list(
+        RECIPE_GRID
+    )
+    assert rates["chosen"] == max(rates["tried"], key=lambda t: t["score"])
     assert len(info["provenance"]["train_data_sha256"]) == 64
     assert set(info["decision"]["thresholds"]) == {"*", "sv", "it"}
     metrics = json.loads((model_dir / "metrics.json").read_text())

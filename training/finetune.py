@@ -116,8 +116,9 @@ def selection_metrics(eval_prediction) -> dict[str, float]:
 
 def finetune(
     train: LabelArrays, validation: LabelArrays, settings: FinetuneSettings, output_dir: Path
-) -> IntentSentimentModel:
-    """Train, keep the epoch with the best validation score, save it to output_dir."""
+) -> float:
+    """Train, keep the epoch with the best validation score, save it to output_dir; return
+    that score (`selection_metrics`' selection_score)."""
     from transformers import (
         AutoModel,
         AutoTokenizer,
@@ -199,4 +200,4 @@ def finetune(
     model = trainer.model.eval()
     model.save(output_dir)
     tokenizer.save_pretrained(output_dir)
-    return model
+    return float(trainer.state.best_metric)

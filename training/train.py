@@ -5,6 +5,8 @@ its `TrainResult`); `run_train` is the command, which prints what it returns.
 """
 
 import dataclasses
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,13 +69,14 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
     prefix = (
         opts.text_prefix if opts.text_prefix is not None else default_text_prefix(opts.base_model)
     )
+    rates = opts.learning_rates()
     settings = FinetuneSettings(
         base_model=resolve_base_model(opts.base_model),
         text_prefix=prefix,
         max_length=opts.max_length,
         epochs=opts.epochs,
-        learning_rate=opts.learning_rate,
-        head_learning_rate=opts.head_learning_rate,
+        learning_rate=rates[0][0],
+        head_learning_rate=rates[0][1],
         batch_size=opts.batch_size,
         warmup_ratio=opts.warmup_ratio,
         weight_decay=opts.weight_decay,
@@ -83,7 +86,19 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         seed=opts.seed,
         precision=opts.precision,
     )
-    finetune(train, validation, settings, output)
+    tried = []
+    with tempfile.TemporaryDirectory(prefix="socialcare-rates-") as scratch:
+        for i, (lr, head_lr) in enumerate(rates):
+            target = output if len(rates) == 1 else Path(scratch) / str(i)
+            run = dataclasses.replace(settings, learning_rate=lr, head_learning_rate=head_lr)
+            score = finetune(train, validation, run, target)
+            tried.append({"learning_rate": lr, "head_learning_rate": head_lr, "score": score})
+            if len(rates) > 1:
+                print(f"learning rate {lr:g} (heads {head_lr:g}): validation score {score:.4f}")
+        chosen = max(range(len(tried)), key=lambda i: tried[i]["score"])  # first of ties
+        if len(rates) > 1:
+            shutil.copytree(Path(scratch) / str(chosen), output, dirs_exist_ok=True)
+            print(f"kept learning rate {tried[chosen]['learning_rate']:g}")
     return {
         "kind": "finetune",
         "text_prefix": prefix,
@@ -91,6 +106,8 @@ def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output:
         "base_model": opts.base_model,
         "base_model_path": settings.base_model,
         "training_precision": "bf16" if mixed_precision(opts.precision) else "fp32",
+        # Each pair tried and its validation selection score; the kept one first-best.
+        "learning_rates": {"chosen": tried[chosen], "tried": tried},
     }
 
 

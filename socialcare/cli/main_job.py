@@ -6,7 +6,7 @@ from serving.commands import ServeOptions, run_serve
 from socialcare.cli import data
 from socialcare.core.options import option
 from training import commands as training_commands
-from training.config import TrainOptions
+from training.config import RECIPE_GRID, TrainOptions
 from training.promote import PromoteOptions, run_promote
 
 KINDS = ("baseline", "finetune")
@@ -67,7 +67,9 @@ def run_main_job(opts: RunOptions) -> int:
     data.run_stats(data.StatsOptions())
     registered = list_models()
     for kind in KINDS:
-        train_opts = TrainOptions(kind=kind)
+        # The learning rates chosen for the bundled data (no search: one training).
+        lr, head_lr = RECIPE_GRID[0]
+        train_opts = TrainOptions(kind=kind, learning_rate=lr, head_learning_rate=head_lr)
         model = next((m for m in registered if m.info.labels.get("kind") == kind), None)
         newest = None
         if model is not None:
