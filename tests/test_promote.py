@@ -83,6 +83,19 @@ def test_training_takes_the_latest_label_per_post_and_annotator(rounds):
     assert "live-1" not in {p.id for p in without.train_posts()}
 
 
+def test_a_reviewed_label_supersedes_the_training_label_of_the_same_post(tmp_path):
+    seed_post = load_posts([paths.seed_split("train")])[0]
+    corrected = [] if seed_post.labels else ["complaint"]
+    record = make_label(
+        seed_post.id, seed_post.text, seed_post.lang, corrected, "neutral", "anna", "review-queue"
+    )
+    append_label(round_path(1, tmp_path), record)
+    posts = TrainOptions(labelled_dir=tmp_path).train_posts()
+    same = [p for p in posts if p.id == seed_post.id]
+    assert [(p.annotator, p.labels, p.sentiment) for p in same] == [("anna", corrected, "neutral")]
+    assert len(posts) == len(load_posts([paths.seed_split("train")]))  # replaced, not added
+
+
 def test_a_trained_model_records_the_rounds_it_learnt_from(models, rounds):
     info = json.loads((models["strong"] / "socialcare.json").read_text())
     assert str(round_path(2, rounds)) in info["provenance"]["train_files"]

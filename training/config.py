@@ -120,14 +120,26 @@ class TrainOptions:
     def train_posts(self) -> list[Post]:
         """The training posts: one record per (post, annotator), the latest one.
 
-        A reviewer's correction in a later round replaces their earlier label; labels of the
-        same post by different annotators all train. Posts of the validation or test files
-        are left out, wherever they were labelled again, so that they stay unseen.
+        A reviewer's correction in a later round replaces their earlier label, and a post
+        labelled in any reviewers' round loses the labels it had in the --train files (the
+        reviewed label supersedes the one the model learnt before); labels of the same post
+        by different reviewers all train. Posts of the validation or test files are left
+        out, wherever they were labelled again, so that they stay unseen.
         """
         from socialcare.core.label_store import latest_labels
 
         held_out = {post.id for post in load_posts([*self.validation, *self.test])}
-        posts = latest_labels(self.train_files())
+        listed = {path.resolve() for path in self.train}
+        rounds = [path for path in self.train_files() if path.resolve() not in listed]
+        reviewed = latest_labels(rounds) if rounds else []
+        reviewed_ids = {post.id for post in reviewed}
+        base = latest_labels(self.train)
+        superseded = sum(post.id in reviewed_ids for post in base)
+        posts = [post for post in base if post.id not in reviewed_ids] + reviewed
+        if superseded:
+            print(
+                f"{superseded} training label(s) superseded by reviewers' labels of the same posts"
+            )
         kept = [post for post in posts if post.id not in held_out]
         if len(kept) < len(posts):
             print(
