@@ -11,6 +11,7 @@ from socialcare.runtime.model import IGNORE, masked_loss
 from socialcare.runtime.predictor import ANY_LANG, Decision, sigmoid
 from training.calibration import (
     MIN_POSITIVES_PER_LANGUAGE,
+    ThresholdRule,
     best_threshold,
     fit_intent_temperature,
     fit_sentiment_temperature,
@@ -118,7 +119,7 @@ def test_thresholds_per_language_fall_back_to_pooled_when_data_is_thin():
     labels = np.zeros((n + 10, 5), dtype=int)
     labels[:, 0] = rng.random(n + 10) < 0.5
     probs = np.clip(labels * 0.6 + rng.random((n + 10, 5)) * 0.4, 0, 1)
-    table = tune_thresholds(probs, labels, langs)
+    table = tune_thresholds(probs, labels, langs, ThresholdRule(per_language=True))
     assert set(table) == {ANY_LANG, "sv", "it"}
     assert labels[n:, 0].sum() < MIN_POSITIVES_PER_LANGUAGE
     assert table["it"]["complaint"] == table[ANY_LANG]["complaint"]
@@ -192,7 +193,7 @@ def test_train_evaluate_register_predict_on_a_tiny_model(tiny_backbone, tmp_path
     )
     assert rates["chosen"] == max(rates["tried"], key=lambda t: t["score"])
     assert len(info["provenance"]["train_data_sha256"]) == 64
-    assert set(info["decision"]["thresholds"]) == {"*", "sv", "it"}
+    assert set(info["decision"]["thresholds"]) == {"*"}  # pooled by default
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["test"]["n_posts"] > 300
     assert (model_dir / "model_card.md").read_text().count("## Scores on") == 2

@@ -69,7 +69,9 @@ class ThresholdRule:
 
     betas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BETAS))
     max_false_alarm_rate: float | None = MAX_FALSE_ALARM_RATE
-    per_language: bool = True
+    # Off by default: chosen by cross-validation on validation for the data-v2 models
+    # (benchmarks/results/decision_layer.md); per language, a few hundred posts are noise.
+    per_language: bool = False
 
 
 DEFAULT_RULE = ThresholdRule()

@@ -82,7 +82,11 @@ class TrainOptions:
         help="training arithmetic: auto = bf16 autocast where the CPU or GPU does bf16 "
         "natively (about 1.6x faster on AVX512-BF16 CPUs), else fp32; weights stay fp32",
     )
-    per_language_thresholds: bool = option(True, help="tune thresholds per language too")
+    per_language_thresholds: bool = option(
+        False,
+        help="tune thresholds per language too (off: on a few hundred validation posts per "
+        "language they chase noise; benchmarks/results/decision_layer.md)",
+    )
     threshold_betas: dict[str, float] = option(
         dict(DEFAULT_BETAS), help="F-beta per intent for threshold tuning (config file only)"
     )
