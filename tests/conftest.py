@@ -83,12 +83,16 @@ def tiny_backbone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def registered_baseline(tmp_path_factory) -> tuple[str, Path]:
-    """(tag, directory) of a baseline trained on the seed data and registered (seconds)."""
+    """(tag, directory) of a baseline trained on the seed data and registered (seconds).
+
+    With a threshold table per language (not the default), so that tests can see which
+    language's thresholds a post was decided with."""
     from socialcare.cli import main
     from socialcare.runtime.registry import list_models
 
     directory = tmp_path_factory.mktemp("baseline") / "model"
-    assert main(["train", "--kind", "baseline", "--output", str(directory)]) == 0
+    args = ["train", "--kind", "baseline", "--per-language-thresholds"]
+    assert main([*args, "--output", str(directory)]) == 0
     return str(list_models()[0].tag), directory
 
 
