@@ -58,14 +58,22 @@ def service_settings(opts: ServeOptions) -> ServiceSettings:
 
 def run_serve(opts: ServeOptions) -> int:
     from serving.policy import load_policy
+    from socialcare.runtime.resolver import model_info
 
     # Check what can be checked here, so mistakes read as one line, not a server log.
     settings = service_settings(opts)
     # The tag, not "production": the service keeps serving this model if another is promoted.
     settings = settings.model_copy(update={"model": settings.served_model()})
     policy = load_policy(settings.policy)
+    band = policy.band_for(model_info(settings.model).get("review_calibration"))
+    how = (
+        f"to flag {policy.review_rate:.0%} of the model's validation posts"
+        if policy.review_rate is not None and band != policy.review_band
+        else "as set in the policy"
+    )
     print(
         f"serving {settings.model} with policy {policy.version} on http://{opts.host}:{opts.port}"
+        f"; review band {band:.3f} ({how})"
     )
     command = [
         sys.executable, "-m", "bentoml", "serve", "serving.service:SocialCare",

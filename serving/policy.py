@@ -95,6 +95,15 @@ Regex = Annotated[str, AfterValidator(_regex)]
 Band = Annotated[float, AfterValidator(_band)]
 
 
+def _rate(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"{value} is out of range; use a share of posts above 0 and below 1")
+    return value
+
+
+Rate = Annotated[float, AfterValidator(_rate)]
+
+
 class Outcome(BaseModel):
     """What the team does with a post of one intent (and sentiment)."""
 
@@ -171,6 +180,7 @@ class Policy(BaseModel):
 
     version: Text
     review_band: Band
+    review_rate: Rate | None = None
     rules: dict[Intent, Rule]
     no_intent: Rule
     customer_care: CustomerCare
@@ -228,13 +238,27 @@ class Policy(BaseModel):
             reason=f"{' + '.join(intents) or 'no intent'}: {'; '.join(reasons)}",
         )
 
+    def band_for(self, calibration: Mapping[str, Any] | None) -> float:
+        """The review band to serve a model with: the one that flags ``review_rate`` of
+        its validation posts (``calibration``: the model's ``review_calibration``), or
+        ``review_band`` when the policy sets no rate or the model has no calibration."""
+        from socialcare.core.review_rate import band_for_rate
+
+        if self.review_rate is None or not calibration:
+            return self.review_band
+        return band_for_rate(calibration["closest_intent_percentiles"], self.review_rate)
+
     def uncertain(
-        self, intent_prob: Mapping[str, float], thresholds: Mapping[str, float]
+        self,
+        intent_prob: Mapping[str, float],
+        thresholds: Mapping[str, float],
+        band: float | None = None,
     ) -> list[str]:
         """Review reasons for intents whose probability is close to its threshold, e.g.
         ``"uncertain: complaint 0.48 near 0.45"``.
 
-        Close means within ``review_band`` of the room on that side of the threshold (the
+        Close means within ``band`` (default ``review_band``) of the room on that side
+        of the threshold (the
         distance the reviewers' notebook orders by, socialcare.core.active_learning): with a
         threshold of 0.5 and a band of 0.15, 0.425 to 0.575; with a threshold of 0.15,
         0.1275 to 0.2775. An absolute band would flag every post whose probability for
@@ -252,7 +276,7 @@ class Policy(BaseModel):
             f"uncertain: {name} {intent_prob[name]:.2f} near {thresholds[name]:.2f}"
             for name, value in zip(names, closeness, strict=True)
             # The tolerance keeps a probability exactly on the band's edge inside it.
-            if value >= 1.0 - self.review_band - 1e-9
+            if value >= 1.0 - (self.review_band if band is None else band) - 1e-9
         ]
 
 

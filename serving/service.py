@@ -33,8 +33,22 @@ from socialcare.core.answers import Answer
 from socialcare.core.review_queue import ReviewItem, ReviewQueue
 from socialcare.core.schema import IncomingPost
 from socialcare.runtime.classify import classify_posts
+from socialcare.runtime.resolver import model_info
 
 logger = logging.getLogger("socialcare.service")
+
+# What the model says, for operators (bentoml.metrics: Prometheus in multiprocess mode).
+# The live review rate is flagged / answered.
+POSTS_ANSWERED = bentoml.metrics.Counter(
+    name="socialcare_posts_total",
+    documentation="Posts answered by /predict, by language (und: not detected)",
+    labelnames=["lang"],
+)
+POSTS_FLAGGED = bentoml.metrics.Counter(
+    name="socialcare_posts_flagged_total",
+    documentation="Posts flagged for review (needs_review) and queued, by language",
+    labelnames=["lang"],
+)
 
 # Adaptive batching: at most this many posts per model call (64 keeps one call near
 # 100 ms on 2 cores). BentoML sizes the batching window itself from observed latencies;
@@ -96,13 +110,20 @@ class Front:
     def __init__(self) -> None:
         # A bad policy file stops the start-up here, with the file and field at fault.
         self.policy: Policy = load_policy(self.settings.policy)
+        self.review_band = self.policy.band_for(
+            model_info(self.model_tag).get("review_calibration")
+        )
         self.review_queue = ReviewQueue(self.settings.review_queue)
         self._warmed_up = False
         logger.info(
-            "serving model %s with policy %s (%s); review queue %s",
+            "serving model %s with policy %s (%s); review band %.3f (%s); review queue %s",
             self.model_tag,
             self.policy.version,
             self.settings.policy,
+            self.review_band,
+            "as set in the policy"
+            if self.review_band == self.policy.review_band
+            else f"to flag {self.policy.review_rate:.0%} of the model's validation posts",
             self.settings.review_queue,
         )
 
@@ -155,8 +176,13 @@ class Front:
             created_at=post.created_at,
             received_at=received_at,
         )
-        reasons = self.policy.uncertain(answer.intents, answer.thresholds)
-        return PostPrediction.of(answer, action, reasons + answer.other_review_reasons())
+        reasons = self.policy.uncertain(answer.intents, answer.thresholds, self.review_band)
+        prediction = PostPrediction.of(answer, action, reasons + answer.other_review_reasons())
+        lang = prediction.lang or "und"
+        POSTS_ANSWERED.labels(lang=lang).inc()
+        if prediction.needs_review:
+            POSTS_FLAGGED.labels(lang=lang).inc()
+        return prediction
 
     async def _queue_for_review(self, posts, predictions, received_at: datetime) -> None:
         items = [

@@ -238,7 +238,7 @@ def _edited(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
         ("    due: 24h", "    due: 24 hours", "rules.question.due", "not a duration"),
         ("    action: respond_if_time", "    action: reply", "rules.praise.action", "'reply'"),
         ("      negative:", "      angry:", "rules.humour.by_sentiment.angry", "'angry'"),
-        ('version: "2026-11-26.1"', "version: 2026-11-26", "version", "put it in quotes"),
+        ('version: "2026-11-30.1"', "version: 2026-11-26", "version", "put it in quotes"),
         ("review_band: 0.15", "review_band: 0.7", "review_band", "out of range"),
         ("    - skadenummer", "    - ''", "customer_care.keywords.0", "must not be empty"),
         ("    - '\\[policy_number\\]'", "    - '[unclosed'", "customer_care.patterns.2", "regular"),
@@ -257,7 +257,7 @@ def test_bad_policy_file_names_line_and_field(tmp_path, old, new, field, message
 
 
 def test_missing_version_names_the_field(tmp_path):
-    path, _ = _edited(tmp_path, 'version: "2026-11-26.1"', "")
+    path, _ = _edited(tmp_path, 'version: "2026-11-30.1"', "")
     with pytest.raises(PolicyError, match=r"policy.yaml: version: is required"):
         load_policy(path)
 

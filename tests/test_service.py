@@ -256,12 +256,16 @@ def test_real_http_serve_and_client(served_model, tmp_path):
         assert predictions[0].lang == "sv"
         assert metrics.status_code == 200
         assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
+        assert 'socialcare_posts_total{lang="sv"} 1.0' in metrics.text  # and our answers
         assert queue.exists()  # the setting reached the service (`--arg review_queue=...`)
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    assert "skadeanmälan" not in (tmp_path / "serve.log").read_text()
+    served_log = (tmp_path / "serve.log").read_text()
+    assert "skadeanmälan" not in served_log
+    # The policy's review rate became a band from the model's validation posts.
+    assert "to flag 8% of the model's validation posts" in served_log
 
 
 def test_bad_policy_fails_at_start_with_a_clear_message(served_model, tmp_path):

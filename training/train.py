@@ -17,6 +17,7 @@ from socialcare.core.arrays import LabelArrays, encode_posts, has_sentiment
 from socialcare.core.evaluation import format_scores
 from socialcare.core.labels import SENTIMENTS
 from socialcare.core.records import DataError, Problem, load_posts
+from socialcare.core.review_rate import review_calibration
 from socialcare.runtime.predictor import RUNTIMES, model_labels, write_info
 from socialcare.runtime.registry import register
 from training.config import TrainOptions
@@ -205,7 +206,16 @@ def train(opts: TrainOptions) -> TrainResult:
         "train_seconds": round(time.monotonic() - started, 1),
         "trained_at": stamp,
     }
-    info = dict(info, provenance=provenance, decision=dataclasses.asdict(served.decision))
+    validation = served.predictions[VALIDATION]
+    info = dict(
+        info,
+        provenance=provenance,
+        decision=dataclasses.asdict(served.decision),
+        # Lets the service turn the policy's review rate into a band (core.review_rate).
+        review_calibration=review_calibration(
+            validation.intent_prob, validation.thresholds, VALIDATION
+        ),
+    )
     write_info(output, info, served.decision)
     write_report(output, f"{opts.name} ({opts.kind}, {stamp})", provenance, served.metrics, parity)
     tag = None

@@ -67,3 +67,12 @@ def load_predictor(spec: str | Path | None = None, **options):
 
     ref = resolve_model(spec)
     return Predictor(ref.directory, tag=ref.tag, **options)
+
+
+def model_info(spec: str | Path | None = None) -> dict:
+    """The socialcare.json of the model ``spec`` names, without loading the model."""
+    import json
+
+    from socialcare.runtime.predictor import INFO_FILE
+
+    return json.loads((resolve_model(spec).directory / INFO_FILE).read_text(encoding="utf-8"))
