@@ -200,3 +200,43 @@ def test_gate_tolerance_is_in_f1_points_and_unscored_subsets_do_not_block():
     assert check.passed and check.drop is None
     with pytest.raises(ValueError, match="different data"):
         compare(_metrics(0.8, n=99), reference, tolerance=1.0)
+
+
+def test_reviewed_posts_weigh_more_and_a_share_is_held_out_for_the_decision(tmp_path, monkeypatch):
+    seed = load_posts([paths.seed_split("train")])
+    for post in seed[:40]:  # reviewers confirm 40 training posts
+        record = make_label(
+            post.id, post.text, post.lang, post.labels or [], post.sentiment, "anna", "queue"
+        )
+        append_label(round_path(1, tmp_path), record)
+    data = TrainOptions(labelled_dir=tmp_path, reviewed_weight=4.0).training_data()
+    held = {p.id for p in data.reviewed_held_out}
+    trained = {p.id: w for p, w in zip(data.posts, data.weights, strict=True)}
+    assert 0 < len(held) < 40  # about a quarter, the same posts for every model
+    assert held == {
+        p.id for p in TrainOptions(labelled_dir=tmp_path).training_data().reviewed_held_out
+    }
+    assert not held & set(trained)
+    assert all(trained[p.id] == 4.0 for p in seed[:40] if p.id not in held)
+    assert all(trained[p.id] == 1.0 for p in seed[40:])
+    assert len(data.posts) == len(seed) - len(held)
+
+    # Training fits the decision on validation plus the held-out reviewed posts, and
+    # scores them apart.
+    from training import runtimes
+
+    fitted_on = []
+
+    def fit_decision(intent_logits, sentiment_logits, labelled, rule):
+        fitted_on.append(len(labelled.texts))
+        return real_fit_decision(intent_logits, sentiment_logits, labelled, rule)
+
+    real_fit_decision = runtimes.fit_decision
+    monkeypatch.setattr(runtimes, "fit_decision", fit_decision)
+    output = tmp_path / "model"
+    args = ["train", "--kind", "baseline", "--no-register", "--labelled-dir", str(tmp_path)]
+    assert main([*args, "--output", str(output), "--reviewed-weight", "4"]) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["reviewed"]["n_posts"] == len(held)
+    validation = len(load_posts([paths.seed_split("validation")]))
+    assert fitted_on == [validation + len(held)]

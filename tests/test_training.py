@@ -44,6 +44,28 @@ def test_posts_missing_a_label_add_no_loss_to_that_head():
     assert other.item() == pytest.approx(loss.item())
 
 
+def test_a_post_of_weight_w_counts_as_w_copies_of_itself():
+    torch.manual_seed(1)
+    intent_logits, sentiment_logits = torch.randn(3, 5), torch.randn(3, 3)
+    intents = (torch.rand(3, 5) > 0.5).float()
+    known, sentiment = torch.ones(3), torch.tensor([0, 1, 2])
+    weighted = masked_loss(
+        intent_logits, sentiment_logits, intents, known, sentiment, torch.tensor([1.0, 1.0, 3.0])
+    )
+    copies = [0, 1, 2, 2, 2]
+    repeated = masked_loss(
+        intent_logits[copies], sentiment_logits[copies], intents[copies], known[copies],
+        sentiment[copies],
+    )  # fmt: skip
+    assert weighted.item() == pytest.approx(repeated.item(), rel=1e-6)
+    plain = masked_loss(intent_logits, sentiment_logits, intents, known, sentiment)
+    assert plain.item() == pytest.approx(
+        masked_loss(
+            intent_logits, sentiment_logits, intents, known, sentiment, torch.ones(3)
+        ).item()
+    )
+
+
 def test_a_batch_without_any_sentiment_still_has_a_finite_loss():
     loss = masked_loss(
         torch.zeros(2, 5),

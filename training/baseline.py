@@ -35,24 +35,34 @@ def tfidf_features() -> FeatureUnion:
 
 
 def fit_baseline(train: LabelArrays, seed: int, c: float = 4.0) -> dict[str, Pipeline | None]:
-    """Two pipelines, each fitted only on the posts labelled for its head (None if none are)."""
+    """Two pipelines, each fitted only on the posts labelled for its head (None if none are),
+    each post weighted by ``train.weights`` (sample_weight, routed to the classifiers)."""
+    import sklearn
 
     def classifier():
-        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+        return model.set_fit_request(sample_weight=True)
 
+    weights = train.post_weights()
     known = train.intent_known
-    intents = None
-    if known.any():
-        intents = Pipeline(
-            [("features", tfidf_features()), ("classifier", OneVsRestClassifier(classifier()))]
-        ).fit([t for t, k in zip(train.texts, known, strict=True) if k], train.intents[known])
-    labelled = has_sentiment(train.sentiment)
-    sentiment = None
-    if labelled.any():
-        sentiment = Pipeline([("features", tfidf_features()), ("classifier", classifier())]).fit(
-            [t for t, s in zip(train.texts, labelled, strict=True) if s],
-            train.sentiment[labelled],
-        )
+    intents = sentiment = None
+    with sklearn.config_context(enable_metadata_routing=True):
+        if known.any():
+            intents = Pipeline(
+                [("features", tfidf_features()), ("classifier", OneVsRestClassifier(classifier()))]
+            ).fit(
+                [t for t, k in zip(train.texts, known, strict=True) if k],
+                train.intents[known],
+                sample_weight=weights[known],
+            )
+        labelled = has_sentiment(train.sentiment)
+        if labelled.any():
+            sentiment = Pipeline([("features", tfidf_features()), ("classifier", classifier())])
+            sentiment.fit(
+                [t for t, s in zip(train.texts, labelled, strict=True) if s],
+                train.sentiment[labelled],
+                sample_weight=weights[labelled],
+            )
     return {"intents": intents, "sentiment": sentiment}
 
 

@@ -18,6 +18,8 @@ from training.calibration import DEFAULT_BETAS, MAX_FALSE_ALARM_RATE, ThresholdR
 # `socialcare run` trains with directly.
 RECIPE_GRID = ((8e-5, 2e-3), (3e-5, 1e-3))
 DEFAULT_HEAD_LEARNING_RATE = 2e-3
+# Below this many reviewed posts a held-out share would be too small to judge anything.
+MIN_REVIEWED_TO_HOLD_OUT = 20
 
 
 @dataclass
@@ -44,6 +46,16 @@ class TrainOptions:
         True, help="also train on every reviewers' round file in --labelled-dir"
     )
     labelled_dir: Path = option(paths.LABELLED_DIR, help="folder of the labelled round files")
+    reviewed_weight: float = option(
+        1.0,
+        help="how much a post from a reviewers' round counts in training against a post of "
+        "the --train files (the weight that suits a new page is not chosen yet: issue 13)",
+    )
+    reviewed_holdout: float = option(
+        0.25,
+        help="share of reviewed posts kept out of training: thresholds and temperatures "
+        f"are fitted on them beside validation (when {MIN_REVIEWED_TO_HOLD_OUT}+ are reviewed)",
+    )
     validation: list[Path] = option(
         [paths.seed_split("validation")],
         help="validation files: epoch choice, calibration, thresholds",
@@ -122,13 +134,20 @@ class TrainOptions:
         return [*self.train, *(path for path in rounds if path.resolve() not in listed)]
 
     def train_posts(self) -> list[Post]:
-        """The training posts: one record per (post, annotator), the latest one.
+        """The posts training learns from (``training_data().posts``)."""
+        return self.training_data().posts
 
-        A reviewer's correction in a later round replaces their earlier label, and a post
-        labelled in any reviewers' round loses the labels it had in the --train files (the
-        reviewed label supersedes the one the model learnt before); labels of the same post
-        by different reviewers all train. Posts of the validation or test files are left
-        out, wherever they were labelled again, so that they stay unseen.
+    def training_data(self) -> "TrainingData":
+        """The training posts with their weights, and the reviewed posts held out.
+
+        One record per (post, annotator), the latest one: a reviewer's correction in a
+        later round replaces their earlier label, and a post labelled in any reviewers'
+        round loses the labels it had in the --train files (the reviewed label supersedes
+        the one the model learnt before); labels of the same post by different reviewers
+        all train. Reviewed posts weigh --reviewed-weight, and a --reviewed-holdout share
+        of them (chosen by post id, so the same posts for every model) is kept out of
+        training. Posts of the validation or test files are left out, wherever they were
+        labelled again, so that they stay unseen.
         """
         from socialcare.core.label_store import latest_labels
 
@@ -139,18 +158,41 @@ class TrainOptions:
         reviewed_ids = {post.id for post in reviewed}
         base = latest_labels(self.train)
         superseded = sum(post.id in reviewed_ids for post in base)
-        posts = [post for post in base if post.id not in reviewed_ids] + reviewed
         if superseded:
             print(
                 f"{superseded} training label(s) superseded by reviewers' labels of the same posts"
             )
-        kept = [post for post in posts if post.id not in held_out]
-        if len(kept) < len(posts):
+        unseen = [post for post in [*base, *reviewed] if post.id in held_out]
+        if unseen:
             print(
-                f"left out {len(posts) - len(kept)} training record(s) of posts that are in "
+                f"left out {len(unseen)} training record(s) of posts that are in "
                 "the validation or test files"
             )
-        return kept
+        base = [post for post in base if post.id not in reviewed_ids | held_out]
+        reviewed = [post for post in reviewed if post.id not in held_out]
+        kept_out = []
+        if len({post.id for post in reviewed}) >= MIN_REVIEWED_TO_HOLD_OUT:
+            kept_out = [post for post in reviewed if _share_of(post.id) < self.reviewed_holdout]
+            reviewed = [post for post in reviewed if _share_of(post.id) >= self.reviewed_holdout]
+        return TrainingData(
+            posts=[*base, *reviewed],
+            weights=[1.0] * len(base) + [self.reviewed_weight] * len(reviewed),
+            reviewed_held_out=kept_out,
+        )
+
+
+def _share_of(post_id: str) -> float:
+    """A fixed number in [0, 1) per post id: which reviewed posts are held out."""
+    import hashlib
+
+    return int(hashlib.sha256(post_id.encode()).hexdigest()[:8], 16) / 16**8
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    posts: list[Post]
+    weights: list[float]  # one per post: 1, or --reviewed-weight for reviewed posts
+    reviewed_held_out: list[Post]  # fit the decision beside validation; judge candidates
 
 
 @dataclass

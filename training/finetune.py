@@ -72,16 +72,17 @@ def _dataset(arrays: LabelArrays, tokens: TokenBatcher):
     from datasets import Dataset
 
     ids, _ = tokens.encode(arrays.texts, arrays.parents)
-    return Dataset.from_dict(
-        {
-            "input_ids": ids,
-            "attention_mask": [[1] * len(row) for row in ids],
-            "length": [len(row) for row in ids],
-            "intent_labels": arrays.intents.astype(np.float32).tolist(),
-            "intent_mask": arrays.intent_known.astype(np.int64).tolist(),
-            "sentiment_labels": arrays.sentiment.tolist(),
-        }
-    )
+    columns = {
+        "input_ids": ids,
+        "attention_mask": [[1] * len(row) for row in ids],
+        "length": [len(row) for row in ids],
+        "intent_labels": arrays.intents.astype(np.float32).tolist(),
+        "intent_mask": arrays.intent_known.astype(np.int64).tolist(),
+        "sentiment_labels": arrays.sentiment.tolist(),
+    }
+    if arrays.weights is not None:  # the model's loss weighs each post by it
+        columns["post_weight"] = arrays.weights.astype(np.float32).tolist()
+    return Dataset.from_dict(columns)
 
 
 def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:

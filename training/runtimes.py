@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from socialcare.core.arrays import LabelArrays
+import numpy as np
+
+from socialcare.core.arrays import LabelArrays, concat
 from socialcare.core.evaluation import evaluate_predictions
 from socialcare.runtime.predictor import (
     ONNX_FP32,
@@ -33,6 +35,9 @@ PARITY_TOLERANCE = 0.005
 HEADS = ("intent_macro_f1", "sentiment_macro_f1")
 # The split every choice is made on; "test" is only ever scored.
 VALIDATION = "validation"
+# Reviewers' posts held out of training: the decision is fitted on them too, so that
+# thresholds follow the traffic the model will face (TrainOptions.training_data).
+REVIEWED = "reviewed"
 
 
 @dataclass
@@ -62,7 +67,13 @@ def calibrate(
     logits = {
         split: predictor.logits(arrays.texts, arrays.parents) for split, arrays in splits.items()
     }
-    predictor.decision = fit_decision(*logits[VALIDATION], splits[VALIDATION], rule)
+    fitted_on = [split for split in (VALIDATION, REVIEWED) if split in splits]
+    predictor.decision = fit_decision(
+        np.concatenate([logits[split][0] for split in fitted_on]),
+        np.concatenate([logits[split][1] for split in fitted_on]),
+        concat([splits[split] for split in fitted_on]),
+        rule,
+    )
     predictions = {
         split: predictor.decide(*logits[split], arrays.langs) for split, arrays in splits.items()
     }

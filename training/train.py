@@ -23,6 +23,7 @@ from socialcare.runtime.registry import register
 from training.config import TrainOptions
 from training.report import code_version, data_hash, library_versions, plot, write_report
 from training.runtimes import (
+    REVIEWED,
     VALIDATION,
     Calibrated,
     choose_served,
@@ -124,11 +125,15 @@ class TrainResult:
 
 
 def load_splits(opts: TrainOptions, train_files: list[Path]) -> dict[str, LabelArrays]:
-    """Training, validation and (when given) test posts, each read and encoded once."""
+    """Training, validation, the reviewed posts held out (when there are enough) and
+    (when given) test posts, each read and encoded once."""
+    data = opts.training_data()
     splits = {
-        "train": encode_posts(opts.train_posts()),
+        "train": encode_posts(data.posts, data.weights),
         VALIDATION: encode_posts(load_posts(opts.validation)),
     }
+    if data.reviewed_held_out:
+        splits[REVIEWED] = encode_posts(data.reviewed_held_out)
     if opts.test:
         splits["test"] = encode_posts(load_posts(opts.test))
     _check_trainable(splits["train"], train_files, "training")

@@ -48,6 +48,7 @@ class IntentSentimentModel(nn.Module):
         intent_labels: torch.Tensor | None = None,
         intent_mask: torch.Tensor | None = None,
         sentiment_labels: torch.Tensor | None = None,
+        post_weight: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = self.dropout(mean_pool(hidden, attention_mask))
@@ -62,6 +63,7 @@ class IntentSentimentModel(nn.Module):
                 intent_labels,
                 intent_mask,
                 sentiment_labels,
+                post_weight,
             )
         return out
 
@@ -107,19 +109,27 @@ def masked_loss(
     intent_labels: torch.Tensor,
     intent_mask: torch.Tensor,
     sentiment_labels: torch.Tensor,
+    post_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """BCE over posts with intent labels + cross-entropy over posts with a sentiment."""
+    """BCE over posts with intent labels + cross-entropy over posts with a sentiment, each
+    a mean weighted by ``post_weight`` (default 1 per post)."""
+    weight = (
+        torch.ones_like(intent_mask, dtype=torch.float32)
+        if post_weight is None
+        else post_weight.float()
+    )
     per_post = nn.functional.binary_cross_entropy_with_logits(
         intent_logits, intent_labels.float(), reduction="none"
     ).mean(dim=1)
-    mask = intent_mask.float()
-    intent_loss = (per_post * mask).sum() / mask.sum().clamp(min=1.0)
+    mask = intent_mask.float() * weight
+    intent_loss = (per_post * mask).sum() / mask.sum().clamp(min=1e-6)
     has_sentiment = sentiment_labels != IGNORE
-    sentiment_loss = (
-        nn.functional.cross_entropy(
-            sentiment_logits[has_sentiment], sentiment_labels[has_sentiment]
+    if has_sentiment.any():
+        per_post = nn.functional.cross_entropy(
+            sentiment_logits[has_sentiment], sentiment_labels[has_sentiment], reduction="none"
         )
-        if has_sentiment.any()
-        else sentiment_logits.sum() * 0.0
-    )
+        rated = weight[has_sentiment]
+        sentiment_loss = (per_post * rated).sum() / rated.sum().clamp(min=1e-6)
+    else:
+        sentiment_loss = sentiment_logits.sum() * 0.0
     return intent_loss + sentiment_loss
