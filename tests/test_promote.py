@@ -240,3 +240,28 @@ def test_reviewed_posts_weigh_more_and_a_share_is_held_out_for_the_decision(tmp_
     assert metrics["reviewed"]["n_posts"] == len(held)
     validation = len(load_posts([paths.seed_split("validation")]))
     assert fitted_on == [validation + len(held)]
+
+
+def test_the_gate_also_scores_the_reviewed_posts_the_candidate_did_not_learn(tmp_path, capsys):
+    seed = load_posts([paths.seed_split("train")])
+    for post in seed[:60]:
+        record = make_label(
+            post.id, post.text, post.lang, post.labels or [], post.sentiment, "anna", "queue"
+        )
+        append_label(round_path(1, tmp_path), record)
+    common = ["train", "--kind", "baseline", "--name", "gate-reviewed"]
+    assert main([*common, "--output", str(tmp_path / "old"), "--no-labelled-rounds"]) == 0
+    assert main([*common, "--output", str(tmp_path / "new"), "--labelled-dir", str(tmp_path)]) == 0
+    old, new = (str(m.tag) for m in sorted(registry.list_models("gate-reviewed"),
+                                           key=lambda m: m.info.creation_time))  # fmt: skip
+    log = tmp_path / "promotions.jsonl"
+    main(["promote", new, "--against", old, "--log", str(log), "--tolerance", "100"])
+    entry = log_entries(log)[-1]
+    held = json.loads((tmp_path / "new" / "socialcare.json").read_text())["provenance"][
+        "reviewed_held_out"
+    ]
+    assert entry["reviewed_posts"] == len(held) > 0
+    reviewed_checks = [c for c in entry["checks"] if c["score"].startswith("reviewed posts: ")]
+    test_checks = [c for c in entry["checks"] if not c["score"].startswith("reviewed posts: ")]
+    assert reviewed_checks and test_checks  # both sets are gated
+    assert "reviewed posts: intent macro-F1 all" in capsys.readouterr().out

@@ -7,8 +7,10 @@ Every decision, either way, is appended with its numbers to ``artifacts/promotio
 and stored in the candidate's registry metadata.
 """
 
+import dataclasses
 import fcntl
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from socialcare.core import paths
 from socialcare.core.labels import INTENTS
 from socialcare.core.options import option
+from socialcare.core.records import write_posts
 from socialcare.runtime.predictor import Predictor
 from socialcare.runtime.registry import (
     PRODUCTION,
@@ -114,6 +117,24 @@ def _check_held_out(model, data: list[Path]) -> None:
         )
 
 
+def held_out_reviewed(model) -> list:
+    """The reviewed posts ``model`` was not trained on (training held them out): their
+    latest labels, read again from the round files it was trained with."""
+    from socialcare.core.label_store import latest_labels
+
+    metadata = model.info.metadata
+    ids = set(metadata.get("reviewed_held_out") or [])
+    labelled_dir = metadata.get("options", {}).get("labelled_dir")
+    if not ids or not labelled_dir:
+        return []
+    rounds = [
+        Path(p)
+        for p in metadata.get("train_files", [])
+        if Path(p).exists() and Path(p).resolve().parent == Path(labelled_dir).resolve()
+    ]
+    return [post for post in latest_labels(rounds) if post.id in ids] if rounds else []
+
+
 def _format_checks(checks: list[Check], reference_tag: str) -> str:
     def cell(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
@@ -159,13 +180,32 @@ def _promote(opts: PromoteOptions) -> int:
         if model is not None:
             _check_held_out(model, opts.data)
 
-    candidate_metrics = score(Predictor(Path(candidate.path)), opts.data)
+    # The usual held-out posts, and the reviewed posts the candidate was not trained on:
+    # a model that learns a new page but forgets the old one fails one of the two.
+    gate_sets = {"": opts.data}
+    with tempfile.TemporaryDirectory(prefix="socialcare-promote-") as scratch:
+        reviewed = held_out_reviewed(candidate)
+        if reviewed:
+            gate_sets["reviewed posts: "] = [Path(scratch) / "reviewed.jsonl"]
+            write_posts(gate_sets["reviewed posts: "][0], reviewed)
+        predictors = {"candidate": Predictor(Path(candidate.path))}
+        if reference is not None:
+            predictors["reference"] = Predictor(Path(reference.path))
+        scored = {
+            (who, prefix): score(predictor, files)
+            for who, predictor in predictors.items()
+            for prefix, files in gate_sets.items()
+        }
+    candidate_metrics = scored[("candidate", "")]
     checks: list[Check] = []
     if reference is None:
         decision, reason = PROMOTED, "no model is in production yet"
     else:
-        reference_metrics = score(Predictor(Path(reference.path)), opts.data)
-        checks = compare(candidate_metrics, reference_metrics, opts.tolerance)
+        for prefix in gate_sets:
+            found = compare(
+                scored[("candidate", prefix)], scored[("reference", prefix)], opts.tolerance
+            )
+            checks += [dataclasses.replace(c, score=prefix + c.score) for c in found]
         worse = [c.score for c in checks if not c.passed]
         decision = REFUSED if worse else PROMOTED
         reason = (
@@ -186,7 +226,13 @@ def _promote(opts: PromoteOptions) -> int:
         "data": [str(p) for p in opts.data],
         "data_sha256": data_hash(opts.data),
         "n_posts": candidate_metrics["n_posts"],
-        "candidate_scores": gate_scores(candidate_metrics),
+        "reviewed_posts": len(reviewed),
+        "candidate_scores": {
+            prefix + name: value
+            for (who, prefix), metrics in scored.items()
+            if who == "candidate"
+            for name, value in gate_scores(metrics).items()
+        },
         "checks": [asdict(check) for check in checks],
     }
     if decision == PROMOTED:

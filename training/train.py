@@ -20,7 +20,7 @@ from socialcare.core.records import DataError, Problem, load_posts
 from socialcare.core.review_rate import review_calibration
 from socialcare.runtime.predictor import RUNTIMES, model_labels, write_info
 from socialcare.runtime.registry import register
-from training.config import TrainOptions
+from training.config import TrainingData, TrainOptions
 from training.report import code_version, data_hash, library_versions, plot, write_report
 from training.runtimes import (
     REVIEWED,
@@ -124,10 +124,11 @@ class TrainResult:
     tag: str | None  # name:version in the model store, or None when not registered
 
 
-def load_splits(opts: TrainOptions, train_files: list[Path]) -> dict[str, LabelArrays]:
+def load_splits(
+    opts: TrainOptions, train_files: list[Path], data: TrainingData
+) -> dict[str, LabelArrays]:
     """Training, validation, the reviewed posts held out (when there are enough) and
     (when given) test posts, each read and encoded once."""
-    data = opts.training_data()
     splits = {
         "train": encode_posts(data.posts, data.weights),
         VALIDATION: encode_posts(load_posts(opts.validation)),
@@ -183,7 +184,9 @@ def train(opts: TrainOptions) -> TrainResult:
     output = opts.output or paths.ARTIFACTS_DIR / "models" / f"{opts.kind}-{stamp}"
 
     train_files = opts.train_files()  # --train plus the reviewers' labelled rounds
-    splits = load_splits(opts, train_files)
+    data = opts.training_data()
+    splits = load_splits(opts, train_files, data)
+    held_out_ids = sorted({post.id for post in data.reviewed_held_out})
     held_out = {split: arrays for split, arrays in splits.items() if split != "train"}
     print(", ".join(f"{split}: {len(arrays.texts)} posts" for split, arrays in splits.items()))
 
@@ -199,6 +202,8 @@ def train(opts: TrainOptions) -> TrainResult:
         "validation_files": [str(p) for p in opts.validation],
         "train_data_sha256": data_hash(train_files),
         "validation_data_sha256": data_hash(opts.validation),
+        # Reviewed posts kept out of training: the promotion gate scores them too.
+        "reviewed_held_out": held_out_ids,
         "code_version": code_version(),
         "libraries": library_versions(),
         "options": {
