@@ -42,6 +42,11 @@ class TrainOptions:
     )
     config: Path | None = option(None, help="JSON file of options for this experiment")
     train: list[Path] = option([paths.seed_split("train")], help="training JSONL files or folders")
+    train_sample: int | None = option(
+        None,
+        help="train on at most this many posts of the --train files (a fixed random "
+        "sample; the reviewed rounds always train in full)",
+    )
     labelled_rounds: bool = option(
         True, help="also train on every reviewers' round file in --labelled-dir"
     )
@@ -110,6 +115,9 @@ class TrainOptions:
     seed: int = option(13, help="random seed")
     register: bool = option(True, help="register the trained model in the BentoML model store")
     name: str = option(MODEL_NAME, help="model name in the store")
+    parent: str | None = option(
+        None, help="registered tag of the model --base-model continues (set by socialcare adapt)"
+    )
 
     def learning_rates(self) -> list[tuple[float, float]]:
         """(encoder, heads) learning rates to train with: one pair, or RECIPE_GRID's to
@@ -169,6 +177,11 @@ class TrainOptions:
                 "the validation or test files"
             )
         base = [post for post in base if post.id not in reviewed_ids | held_out]
+        if self.train_sample is not None and self.train_sample < len(base):
+            import random
+
+            picked = sorted(random.Random(self.seed).sample(range(len(base)), self.train_sample))
+            base = [base[i] for i in picked]
         reviewed = [post for post in reviewed if post.id not in held_out]
         kept_out = []
         if len({post.id for post in reviewed}) >= MIN_REVIEWED_TO_HOLD_OUT:

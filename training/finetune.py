@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from socialcare.core.arrays import LabelArrays, has_sentiment
-from socialcare.runtime.model import IntentSentimentModel
+from socialcare.runtime.model import HEADS_FILE, IntentSentimentModel
 from socialcare.runtime.tokens import TokenBatcher
 
 LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
@@ -133,8 +133,13 @@ def finetune(
     set_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(settings.base_model)
     tokens = TokenBatcher(tokenizer, settings.text_prefix, settings.max_length)
-    encoder = AutoModel.from_pretrained(settings.base_model, add_pooling_layer=False)
-    model = IntentSentimentModel(encoder)
+    if (Path(settings.base_model) / HEADS_FILE).exists():
+        # A model of ours (socialcare adapt): continue from its encoder and both heads.
+        model = IntentSentimentModel.load(Path(settings.base_model)).train()
+        encoder = model.encoder
+    else:
+        encoder = AutoModel.from_pretrained(settings.base_model, add_pooling_layer=False)
+        model = IntentSentimentModel(encoder)
     if settings.freeze_embeddings:
         # The 250k-piece embedding table is most of the weights; freezing it makes CPU
         # training several times cheaper and keeps rare pieces as pre-trained.

@@ -204,6 +204,8 @@ def train(opts: TrainOptions) -> TrainResult:
         "validation_data_sha256": data_hash(opts.validation),
         # Reviewed posts kept out of training: the promotion gate scores them too.
         "reviewed_held_out": held_out_ids,
+        "parent_model": opts.parent,  # the model this one continues (socialcare adapt)
+        "file_sha256": {str(path): data_hash([path]) for path in train_files},
         "code_version": code_version(),
         "libraries": library_versions(),
         "options": {

@@ -12,6 +12,7 @@ from socialcare.cli.predict import PredictOptions, run_predict
 from socialcare.core.options import add_options, config_defaults, parse_options
 from socialcare.core.records import DataError
 from training import commands as training_commands
+from training.adapt import AdaptOptions
 from training.config import EvaluateOptions, TrainOptions
 from training.promote import PromoteOptions, run_promote
 
@@ -31,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(EvaluateOptions, training_commands.run_evaluate),
     "models": Command(training_commands.ModelsOptions, training_commands.run_models),
     "predict": Command(PredictOptions, run_predict),
+    "adapt": Command(AdaptOptions, lambda opts: _adapt(opts)),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),
     "run": Command(RunOptions, run_main_job),
@@ -41,6 +43,12 @@ def _train(opts: TrainOptions) -> int:
     from training.train import run_train  # torch and transformers load only when training
 
     return run_train(opts)
+
+
+def _adapt(opts) -> int:
+    from training.adapt import run_adapt  # torch and transformers load only when adapting
+
+    return run_adapt(opts)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

@@ -1,0 +1,67 @@
+"""`socialcare adapt`: a trained model updated on reviewers' rounds, with its provenance."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from socialcare.cli import main
+from socialcare.core import paths
+from socialcare.core.label_store import append_label, make_label, round_path
+from socialcare.core.records import load_posts
+from socialcare.runtime import registry
+from tests.test_training import seed_subset
+
+
+@pytest.fixture(scope="module")
+def parent(tiny_backbone, tmp_path_factory):
+    """A tiny fine-tuned model, registered and in production."""
+    root = tmp_path_factory.mktemp("adapt-parent")
+    files = seed_subset(root, {"train": 120, "validation": 60, "test": 60})
+    args = ["train", "--base-model", str(tiny_backbone), "--output", str(root / "model")]
+    args += ["--epochs", "1", "--max-length", "32", "--no-labelled-rounds", "--name", "adapt-test"]
+    args += ["--learning-rate", "1e-4"]
+    for split, path in files.items():
+        args += [f"--{split}", str(path)]
+    assert main(args) == 0
+    tag = str(registry.list_models("adapt-test")[0].tag)
+    registry.mark_production(tag)
+    return tag, root / "model"
+
+
+def test_adapt_continues_the_model_on_the_rounds_and_records_where_it_came_from(parent, tmp_path):
+    tag, parent_dir = parent
+    rounds = tmp_path / "labelled"
+    posts = load_posts([paths.seed_split("train")])[500:540]
+    for post in posts:
+        label = make_label(post.id, post.text, post.lang, post.labels or [], post.sentiment,
+                           "anna", "review-queue")  # fmt: skip
+        append_label(round_path(1, rounds), label)
+    output = tmp_path / "adapted"
+    args = ["adapt", "--model", tag, "--labelled-dir", str(rounds), "--output", str(output)]
+    assert main([*args, "--epochs", "1", "--replay", "60", "--trainable-layers", "1"]) == 0
+
+    info = json.loads((output / "socialcare.json").read_text())
+    provenance = info["provenance"]
+    assert provenance["parent_model"] == tag
+    assert str(round_path(1, rounds)) in provenance["file_sha256"]
+    assert provenance["reviewed_held_out"]  # a share of the 40 reviewed posts, for the gate
+    assert info["max_length"] == 32  # the parent's text handling
+    # The lower layer stayed as the parent had it; the top layer and the heads learnt.
+    before, after = (
+        load_file(parent_dir / "model.safetensors"),
+        load_file(output / "model.safetensors"),
+    )
+    low = [k for k in after if "encoder.layer.0." in k]
+    top = [k for k in after if "encoder.layer.1." in k]
+    assert low and all((after[k] == before[k]).all() for k in low)
+    assert any(not (after[k] == before[k]).all() for k in top)
+    # Registered as a candidate of the parent's name, production unchanged until promoted.
+    adapted = [m for m in registry.list_models("adapt-test") if str(m.tag) != tag]
+    assert len(adapted) == 1 and registry.stage_of(adapted[0]) == "candidate"
+    assert str(registry.production_model("adapt-test").tag) == tag
+
+
+def test_adapt_refuses_without_rounds(parent, tmp_path, capsys):
+    assert main(["adapt", "--model", parent[0], "--labelled-dir", str(tmp_path)]) != 0
+    assert "no reviewers' round files" in capsys.readouterr().err
