@@ -369,3 +369,13 @@ def test_frozen_layers_stay_as_pre_trained(tiny_backbone, tmp_path):
     assert layer and all((after[k] == before[k]).all() for k in layer)  # frozen
     moved = [k for k in after if "encoder.layer.1." in k and not (after[k] == before[k]).all()]
     assert moved  # the layer above it trained
+
+
+def test_an_optional_number_can_be_switched_off_on_the_command_line():
+    from socialcare.cli import build_parser
+
+    parser, _ = build_parser()
+    off = parser.parse_args(["train", "--max-false-alarm-rate", "none"])
+    assert off.max_false_alarm_rate is None and off.learning_rate is None  # search by default
+    on = parser.parse_args(["train", "--max-false-alarm-rate", "0.2", "--learning-rate", "3e-5"])
+    assert (on.max_false_alarm_rate, on.learning_rate) == (0.2, 3e-5)

@@ -33,6 +33,20 @@ def _base_type(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _or_none(kind: type):
+    """A number parser that also takes 'none' (an optional setting switched off)."""
+
+    def parse(text: str):
+        return None if text.strip().lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
+
+
 def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one argument per field of the options dataclass ``cls``."""
     hints = typing.get_type_hints(cls)
@@ -48,6 +62,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = kind if kind in (str, int, float, Path) else str
+            if kind in (int, float) and _is_optional(hints[field.name]):
+                kwargs["type"] = _or_none(kind)
+                kwargs["help"] += " ('none' for no value)"
             if typing.get_origin(kind) is typing.Literal:
                 kwargs["choices"] = typing.get_args(kind)
             if is_list:
