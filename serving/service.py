@@ -189,6 +189,7 @@ class Front:
             ReviewItem(
                 post_id=prediction.id,
                 text=post.text,  # the queue masks personal data before storing
+                parent_text=post.parent_text,
                 lang=prediction.lang,
                 reasons=prediction.review_reasons,
                 prediction=prediction.model_dump(

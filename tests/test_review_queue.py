@@ -76,6 +76,43 @@ def test_text_is_masked_before_it_is_stored(tmp_path):
     assert queue.pending()[0].text == stored
 
 
+def test_a_replys_parent_is_stored_masked_and_read_back(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    queue = ReviewQueue(path)
+    parent = "Ring mig på 070-123 45 67, ingen svarar om skadan"
+    queue.add([item(1, text="samma här", parent_text=parent), item(2)])
+
+    with closing(sqlite3.connect(path)) as conn:
+        stored = conn.execute("SELECT parent_text FROM review_items ORDER BY queue_id").fetchall()
+    assert stored == [("Ring mig på [phone], ingen svarar om skadan",), (None,)]
+    assert [p.parent_text for p in queue.pending()] == [stored[0][0], None]
+
+
+def test_a_queue_file_from_before_parent_text_is_migrated_on_open(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    # The table as the first release wrote it, with one pending post.
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE review_items (queue_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " post_id TEXT, text TEXT NOT NULL, lang TEXT, reasons TEXT NOT NULL,"
+            " prediction TEXT NOT NULL, model TEXT NOT NULL, created_at TEXT,"
+            " queued_at TEXT NOT NULL, reviewed_at TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO review_items (post_id, text, lang, reasons, prediction, model,"
+            " queued_at) VALUES ('old-1', 'Hej', 'sv', '[]', '{}', 'm', ?)",
+            (QUEUED.isoformat(),),
+        )
+
+    queue = ReviewQueue(path)
+    queue.add([item(1, parent_text="Förälder")])
+    assert [(p.post_id, p.parent_text) for p in queue.pending()] == [
+        ("old-1", None),
+        ("sv-1", "Förälder"),
+    ]
+    ReviewQueue(path)  # opening it again finds the column there: no second ALTER
+
+
 def test_mark_done_takes_items_off_the_pending_list_and_keeps_them(tmp_path):
     path = tmp_path / "queue.sqlite"
     queue = ReviewQueue(path)

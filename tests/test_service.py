@@ -123,7 +123,8 @@ def test_other_language_is_flagged_and_queued_with_pii_masked(client, settings):
     from socialcare.core.review_queue import ReviewQueue
 
     text = "Why has nobody answered my claim? Write to anna.berg@example.com or +46 70 123 45 67"
-    response = predict(client, {"text": text, "id": "en-flagged"})
+    parent = "Ring Anna på 070-123 45 67"
+    response = predict(client, {"text": text, "id": "en-flagged", "parent_text": parent})
     prediction = response.json()["predictions"][0]
     assert prediction["lang"] == "en"
     assert prediction["needs_review"]
@@ -133,6 +134,7 @@ def test_other_language_is_flagged_and_queued_with_pii_masked(client, settings):
     assert len(queued) == 1
     assert "anna.berg@example.com" not in queued[0].text
     assert "123 45 67" not in queued[0].text
+    assert queued[0].parent_text == "Ring Anna på [phone]"  # replies keep their parent
     assert queued[0].prediction["labels"] == prediction["labels"]
 
 

@@ -5,9 +5,10 @@ SQLite's write-ahead log (readers never block the writer) and a busy timeout (wr
 wait for each other instead of failing). A ``ReviewQueue`` keeps one connection per
 process, behind a lock, so threads can share it and a forked worker opens its own.
 
-Texts are masked with ``mask_pii`` inside ``add``: nothing unmasked is ever stored, the
-queue itself guarantees it. Reviewed items are marked, never deleted, so the queue is
-also a record of what was reviewed and when.
+Texts, and the parent posts of replies, are masked with ``mask_pii`` inside ``add``:
+nothing unmasked is ever stored, the queue itself guarantees it. Reviewed items are
+marked, never deleted, so the queue is also a record of what was reviewed and when.
+A queue file from an older release gets the columns added since when it is opened.
 """
 
 import json
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS review_items (
     queue_id    INTEGER PRIMARY KEY AUTOINCREMENT,
     post_id     TEXT,
     text        TEXT NOT NULL,
+    parent_text TEXT,           -- the post it replies to, masked like text; NULL if none
     lang        TEXT,
     reasons     TEXT NOT NULL,  -- JSON list of strings
     prediction  TEXT NOT NULL,  -- JSON object, as the API returns it
@@ -45,9 +47,14 @@ CREATE TABLE IF NOT EXISTS review_items (
 );
 CREATE INDEX IF NOT EXISTS review_items_pending ON review_items (reviewed_at, queued_at);
 """
+# Columns added after the first release, with their types: a queue file written before
+# them gets them on open (existing rows read NULL).
+_ADDED_COLUMNS = {"parent_text": "TEXT"}
 # Connections a forked child inherited from its parent, kept from being closed.
 _INHERITED: list[sqlite3.Connection] = []
-_COLUMNS = "queue_id, post_id, text, lang, reasons, prediction, model, created_at, queued_at"
+_COLUMNS = (
+    "queue_id, post_id, text, parent_text, lang, reasons, prediction, model, created_at, queued_at"
+)
 
 
 def _utc_text(moment: datetime | None) -> str | None:
@@ -64,6 +71,8 @@ class ReviewItem(BaseModel):
 
     post_id: str | None = None
     text: str
+    # The post this one replies to: reviewers label a reply as it reads under its parent.
+    parent_text: str | None = None
     lang: str | None = None
     # Why it needs review: "uncertain: complaint 0.48 near 0.45", "language: en", "truncated".
     reasons: list[str]
@@ -74,6 +83,14 @@ class ReviewItem(BaseModel):
     queued_at: datetime = Field(default_factory=utc_now)
     # Assigned by the store; None until the item is added.
     queue_id: int | None = None
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Migrate a queue file from an older release: add the columns it lacks."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(review_items)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE review_items ADD COLUMN {name} {kind}")
 
 
 class ReviewQueue:
@@ -87,6 +104,7 @@ class ReviewQueue:
         self._pid = os.getpid()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -127,6 +145,7 @@ class ReviewQueue:
             (
                 item.post_id,
                 mask_pii(item.text),
+                None if item.parent_text is None else mask_pii(item.parent_text),
                 item.lang,
                 json.dumps(item.reasons, ensure_ascii=False),
                 json.dumps(item.prediction, ensure_ascii=False),
@@ -138,8 +157,8 @@ class ReviewQueue:
         ]
         with self._connect() as conn:
             conn.executemany(
-                "INSERT INTO review_items (post_id, text, lang, reasons, prediction, model,"
-                " created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO review_items (post_id, text, parent_text, lang, reasons, prediction,"
+                " model, created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -159,6 +178,7 @@ class ReviewQueue:
                 queue_id=queue_id,
                 post_id=post_id,
                 text=text,
+                parent_text=parent_text,
                 lang=lang,
                 reasons=json.loads(reasons),
                 prediction=json.loads(prediction),
@@ -170,6 +190,7 @@ class ReviewQueue:
                 queue_id,
                 post_id,
                 text,
+                parent_text,
                 lang,
                 reasons,
                 prediction,

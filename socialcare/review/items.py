@@ -168,6 +168,7 @@ def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
             text=entry.text,
             lang=entry.lang,
             source="review-queue",
+            parent_text=entry.parent_text,
             suggestion=Suggestion.from_prediction(entry.prediction, entry.model),
             queue_id=entry.queue_id,
             reasons=list(entry.reasons),
