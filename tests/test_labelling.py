@@ -9,7 +9,7 @@ import pytest
 
 from socialcare.core import paths
 from socialcare.core.label_store import latest_labels, read_labels
-from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.records import DataError
 from socialcare.core.review_queue import ReviewItem, ReviewQueue
 from socialcare.core.schema import IncomingPost
@@ -22,8 +22,18 @@ from socialcare.review.items import (
     default_round_file,
     load_items,
     post_id_for,
+    suggest,
 )
-from socialcare.review.labelling import LabellingApp
+from socialcare.review.labelling import (
+    ACTION_KEYS,
+    INTENT_KEYS,
+    KEYS,
+    LANG_KEYS,
+    SENTIMENT_KEYS,
+    Counts,
+    LabellingApp,
+    keys_html,
+)
 from socialcare.runtime.classify import classify_posts
 from socialcare.runtime.predictor import Predictor
 
@@ -320,3 +330,138 @@ def test_a_reply_is_shown_under_its_parent_and_saved_with_it(tmp_path):
     record = app.save()
     assert record.parent_text == "Ingen svarar <b>" and record.labels == ["complaint"]
     assert read_labels([tmp_path / "round-001.jsonl"])[0].parent_text == "Ingen svarar <b>"
+
+
+def key(name: str, **flags) -> dict:
+    """A key press as ipyevents sends it to the kernel."""
+    return {"type": "keydown", "key": name, **flags}
+
+
+def test_the_key_map_has_one_key_per_label_and_is_shown_in_the_widget(tmp_path):
+    assert tuple(INTENT_KEYS.values()) == INTENTS
+    assert tuple(INTENT_KEYS) == ("1", "2", "3", "4", "5")
+    assert set(SENTIMENT_KEYS.values()) == set(SENTIMENTS)
+    assert set(LANG_KEYS.values()) == set(LANGS)
+    assert set(ACTION_KEYS.values()) == {"save", "skip", "back"}
+    groups = (INTENT_KEYS, SENTIMENT_KEYS, LANG_KEYS, ACTION_KEYS)
+    assert len(KEYS) == sum(map(len, groups))  # no key does two things
+
+    shown = html.unescape(keys_html())
+    assert "<kbd>1</kbd> complaint" in shown and "<kbd>u</kbd> neutral" in shown
+    assert "<kbd>Enter</kbd> or <kbd>s</kbd> save" in shown
+    assert (
+        "<kbd>k</kbd> or <kbd>→</kbd> skip" in shown
+        and "<kbd>b</kbd> or <kbd>←</kbd> back" in shown
+    )
+    app = app_for(tmp_path)
+    assert any(keys_html() == child.value for child in _html_widgets(app.widget))
+
+
+def _html_widgets(widget):
+    """Every HTML widget inside ``widget``."""
+    import ipywidgets as widgets
+
+    if isinstance(widget, widgets.HTML):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _html_widgets(child)
+
+
+def test_keys_label_save_skip_and_go_back_as_the_mouse_does(tmp_path):
+    app = app_for(tmp_path)
+    assert app.counts() == Counts(labelled=0, skipped=0, to_go=20)
+    first = app.current
+    pressed = [app.on_key(key(k)) for k in "1332n"]
+    assert pressed == ["complaint", "factual_error", "factual_error", "question", "negative"]
+    assert app.form() == (["complaint", "question"], "negative", "sv")
+    assert app.on_key(key("Enter")) == "save"
+    assert app.counts() == Counts(1, 0, 19)
+    assert "1 labelled, 0 skipped, 19 to go" in app.progress_html.value
+
+    second = app.current
+    assert app.on_key(key("ArrowRight")) == "skip" and app.counts() == Counts(1, 1, 18)
+    third = app.current
+    app.on_key(key("u"))
+    app.on_key(key("i"))  # the language, when the post's is unknown or wrong
+    assert app.on_key(key("s")) == "save" and app.counts() == Counts(2, 1, 17)
+
+    assert app.on_key(key("ArrowLeft")) == "back" and app.current is third
+    assert app.on_key(key("b")) == "back" and app.current is second
+    app.on_key(key("P"))  # Shift or Caps Lock: the same key
+    app.on_key(key("5"))
+    app.on_key(key("K"))  # skipped again, still unlabelled
+    assert app.counts() == Counts(2, 1, 17)
+
+    records = read_labels([app.round_file])
+    assert [(r.id, r.labels, r.sentiment, r.lang) for r in records] == [
+        (first.post_id, ["complaint", "question"], "negative", "sv"),
+        (third.post_id, [], "neutral", "it"),
+    ]
+
+
+def test_keys_that_mean_nothing_here_change_nothing(tmp_path):
+    app = app_for(tmp_path)
+    before = (app.current, app.form())
+    for event in (
+        key("x"),
+        key("9"),
+        key("Shift"),
+        key("s", ctrlKey=True),  # the browser's shortcuts stay the browser's
+        key("1", altKey=True),
+        key("Enter", metaKey=True),
+        {"type": "keyup", "key": "Enter"},
+    ):
+        assert app.on_key(event) is None
+    assert (app.current, app.form()) == before
+    assert not app.round_file.exists()
+
+
+def test_with_no_post_on_screen_keys_leave_the_form_alone(tmp_path):
+    app = LabellingApp(tmp_path / "round-001.jsonl")  # nothing loaded yet
+    assert app.on_key(key("1")) is None and app.on_key(key("n")) is None
+    assert app.form() == ([], None, None)
+    assert app.on_key(key("Enter")) == "save" and "Nothing to save" in app.status
+
+
+def test_the_scoring_progress_counts_posts_as_the_model_scores_them(tmp_path, baseline_model):
+    items = load_items(EXAMPLE_POSTS)
+    seen = []
+    suggest(
+        items, Predictor(baseline_model), "m", lambda done, total: seen.append((done, total)), 8
+    )
+    assert seen == [(8, 20), (16, 20), (20, 20)]
+    assert all(item.suggestion is not None for item in items)
+
+    app = LabellingApp(tmp_path / "round-001.jsonl", "", EXAMPLE_POSTS, baseline_model)
+    shown = []
+    app.scoring_html.observe(lambda change: shown.append(change["new"]), "value")
+    app.name_box.value = "anna"
+    app.load_button.click()
+    assert shown[0].startswith("0 of 20 posts scored") and shown[-1].startswith("20 of 20")
+    assert app.scoring_bar.value == app.scoring_bar.max == 20
+    assert app.scoring_box.layout.display == "none"  # shown only while scoring
+
+
+def test_a_queued_reply_is_shown_under_its_parent(tmp_path):
+    queue = ReviewQueue(tmp_path / "queue.sqlite")
+    parent = "Vi beklagar! Ring oss på 070-123 45 67 så hjälper vi dig."
+    queue.add(
+        [
+            ReviewItem(
+                post_id="fb-2",
+                text="Har ringt tre gånger, ingen svarar.",
+                parent_text=parent,
+                lang="sv",
+                reasons=["uncertain: complaint 0.48"],
+                prediction={"labels": [], "intents": {}, "sentiment": "negative"},
+                model="socialcare-classifier:v1",
+            )
+        ]
+    )
+    app = LabellingApp(tmp_path / "round-001.jsonl", "anna", QUEUE, "", queue_path=queue.path)
+    masked = "Vi beklagar! Ring oss på [phone] så hjälper vi dig."
+    assert app.current.parent_text == masked
+    assert f"in reply to: {masked}" in app.post_html.value
+    app.on_key(key("1"))
+    assert app.on_key(key("Enter")) == "save"
+    assert read_labels([app.round_file])[0].parent_text == masked

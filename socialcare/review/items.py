@@ -14,7 +14,7 @@ as in the seed data; otherwise where the reviewer got it: ``review-queue`` or
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,9 @@ EXAMPLE_POSTS = EXAMPLES_DIR / "posts.jsonl"
 # Labels of the built-in example go here, never into data/ (which trains models).
 EXAMPLE_ROUND_FILE = paths.ARTIFACTS_DIR / "labelled-example" / "round-001.jsonl"
 NO_MODEL = ("", "none")
+# Posts scored per model call while loading: few enough that the progress bar moves often,
+# enough to keep the model's batches full.
+SCORING_CHUNK = 32
 
 
 class UnlabelledPost(IncomingPost):
@@ -198,14 +201,25 @@ def load_model(spec: str | Path | None) -> tuple[Predictor | None, str, str]:
     return predictor, predictor.tag, f"Suggestions from the model {predictor.tag}."
 
 
-def suggest(items: Sequence[Item], predictor: Predictor, model: str) -> None:
-    """Fill each item's suggestion with the model's answer (the one prediction path)."""
-    posts = [
-        IncomingPost(text=item.text, id=item.post_id, lang=item.lang, parent_text=item.parent_text)
-        for item in items
-    ]
-    for item, answer in zip(items, classify_posts(predictor, posts), strict=True):
-        item.suggestion = Suggestion.from_answer(answer, model)
+def suggest(
+    items: Sequence[Item],
+    predictor: Predictor,
+    model: str,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = SCORING_CHUNK,
+) -> None:
+    """Fill each item's suggestion with the model's answer (the one prediction path), a
+    chunk at a time; ``progress(scored, total)`` is called after each chunk."""
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start : start + chunk_size]
+        posts = [
+            IncomingPost(text=i.text, id=i.post_id, lang=i.lang, parent_text=i.parent_text)
+            for i in chunk
+        ]
+        for item, answer in zip(chunk, classify_posts(predictor, posts), strict=True):
+            item.suggestion = Suggestion.from_answer(answer, model)
+        if progress is not None:
+            progress(start + len(chunk), len(items))
 
 
 def review_order(items: Sequence[Item], k: int | None = None) -> list[int]:

@@ -8,14 +8,18 @@ Every Save appends a new record to the round file through socialcare.core.label_
 going back to a saved post and saving again appends a correction, never an edit.
 
 The buttons call ``save``, ``skip``, ``back`` and ``load``; tests and the notebook's
-headless check call the same methods (or ``button.click()``).
+headless check call the same methods (or ``button.click()``). With the mouse over the
+post, keys do what the mouse does (``KEYS``, shown in the widget): ipyevents sends each
+key press to ``on_key``, which tests call directly.
 """
 
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import ipywidgets as widgets
+from ipyevents import Event
 
 from socialcare.core import paths
 from socialcare.core.errors import one_line
@@ -36,6 +40,55 @@ from socialcare.review.items import (
     review_order,
     suggest,
 )
+
+# The keyboard: key -> what it does, an intent or sentiment or language to set, or an
+# action. Intents take the digits in the label set's order, so the keys follow the guide.
+INTENT_KEYS = {str(n): name for n, name in enumerate(INTENTS, start=1)}
+SENTIMENT_KEYS = {"n": "negative", "u": "neutral", "p": "positive"}
+LANG_KEYS = {"v": "sv", "i": "it"}
+ACTION_KEYS = {
+    "Enter": "save",
+    "s": "save",
+    "k": "skip",
+    "ArrowRight": "skip",
+    "b": "back",
+    "ArrowLeft": "back",
+}
+KEYS = INTENT_KEYS | SENTIMENT_KEYS | LANG_KEYS | ACTION_KEYS
+_KEY_NAMES = {"ArrowRight": "→", "ArrowLeft": "←"}
+
+
+def keys_html() -> str:
+    """The key map as the widget shows it, under the buttons."""
+
+    def keys_for(value: str) -> str:
+        names = [_KEY_NAMES.get(key, key) for key, v in KEYS.items() if v == value]
+        return " or ".join(f"<kbd>{html.escape(name)}</kbd>" for name in names)
+
+    groups = [
+        ("tick/untick", INTENTS),
+        ("sentiment", SENTIMENTS),
+        ("language", LANGS),
+        ("", ("save", "skip", "back")),
+    ]
+    parts = [
+        (f"{title}: " if title else "")
+        + ", ".join(f"{keys_for(value)} {value}" for value in values)
+        for title, values in groups
+    ]
+    return (
+        "<div style='color:#555;font-size:12px'><b>Keys</b> (mouse over the post): "
+        + " &middot; ".join(parts)
+        + "</div>"
+    )
+
+
+class Counts(NamedTuple):
+    """Where the reviewer is among the loaded posts."""
+
+    labelled: int
+    skipped: int
+    to_go: int
 
 
 class LabellingApp:
@@ -89,6 +142,12 @@ class LabellingApp:
         )
         self.load_button = widgets.Button(description="Load posts", icon="download")
         self.model_html = widgets.HTML(f"<i>{html.escape(self.model_note)}</i>")
+        # Shown only while the model scores the loaded posts (seconds to minutes).
+        self.scoring_bar = widgets.IntProgress(value=0, min=0, max=1, description="Scoring")
+        self.scoring_html = widgets.HTML()
+        self.scoring_box = widgets.HBox(
+            [self.scoring_bar, self.scoring_html], layout=widgets.Layout(display="none")
+        )
         self.progress_html = widgets.HTML()
         self.post_html = widgets.HTML(layout=wide)
         self.intent_boxes = {
@@ -100,9 +159,11 @@ class LabellingApp:
         self.lang_buttons = widgets.ToggleButtons(
             options=list(LANGS), value=None, description="Language"
         )
-        self.back_button = widgets.Button(description="Back", icon="arrow-left")
-        self.skip_button = widgets.Button(description="Skip", icon="forward")
-        self.save_button = widgets.Button(description="Save", icon="check", button_style="primary")
+        self.back_button = widgets.Button(description="Back", icon="arrow-left", tooltip="b or ←")
+        self.skip_button = widgets.Button(description="Skip", icon="forward", tooltip="k or →")
+        self.save_button = widgets.Button(
+            description="Save", icon="check", button_style="primary", tooltip="Enter or s"
+        )
         self.status_html = widgets.HTML()
 
         self.load_button.on_click(lambda _: self.load())
@@ -120,6 +181,7 @@ class LabellingApp:
                 self.lang_buttons,
                 widgets.HBox([self.back_button, self.skip_button, self.save_button]),
                 self.status_html,
+                widgets.HTML(keys_html()),
             ],
             layout=widgets.Layout(width="62%"),
         )
@@ -127,11 +189,18 @@ class LabellingApp:
             [widgets.HTML(guide_html())],
             layout=widgets.Layout(width="36%", border="1px solid #ddd", padding="6px"),
         )
+        labelling_area = widgets.HBox([form, guide])
+        # Keys are caught over the labelling area only, never while typing a name or source.
+        self.keyboard = Event(
+            source=labelling_area, watched_events=["keydown"], ignore_modifier_key_events=True
+        )
+        self.keyboard.on_dom_event(self.on_key)
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.name_box, self.source_box, self.load_button]),
                 self.model_html,
-                widgets.HBox([form, guide]),
+                self.scoring_box,
+                labelling_area,
             ]
         )
 
@@ -144,11 +213,14 @@ class LabellingApp:
         try:
             items = load_items(source, self.limit, self.queue_path)
             if self.predictor is not None:
-                suggest(items, self.predictor, self.model_name)
+                self._show_scoring(0, len(items))
+                suggest(items, self.predictor, self.model_name, progress=self._show_scoring)
             self._read_round_labels()
         except (DataError, OSError, ValueError) as err:
             self._status(f"Could not load {source!r}: {err}", error=True)
             return 0
+        finally:
+            self.scoring_box.layout.display = "none"
         self.items = items
         self.order = review_order(items)
         self.skipped = set()
@@ -161,6 +233,12 @@ class LabellingApp:
             + "."
         )
         return len(items)
+
+    def _show_scoring(self, scored: int, total: int) -> None:
+        self.scoring_box.layout.display = "flex"
+        self.scoring_bar.max = max(total, 1)
+        self.scoring_bar.value = scored
+        self.scoring_html.value = f"{scored} of {total} posts scored by {self.model_name}"
 
     def _read_round_labels(self) -> None:
         """Labels already in the round files beside ``round_file``: this reviewer's latest
@@ -307,11 +385,48 @@ class LabellingApp:
         )
         return record
 
-    def summary(self) -> str:
-        """Progress in words: saved, skipped, to go."""
-        saved = sum(self.previous(item) is not None for item in self.items)
+    def counts(self) -> Counts:
+        """Loaded posts this reviewer has labelled, skipped (a save un-skips), and the rest."""
+        labelled = sum(self.previous(item) is not None for item in self.items)
         skipped = sum(item.post_id in self.skipped for item in self.items)
-        return f"{saved} labelled, {skipped} skipped, {len(self.items) - saved - skipped} to go"
+        return Counts(labelled, skipped, len(self.items) - labelled - skipped)
+
+    def summary(self) -> str:
+        """Progress in words: labelled, skipped, to go."""
+        labelled, skipped, to_go = self.counts()
+        return f"{labelled} labelled, {skipped} skipped, {to_go} to go"
+
+    # -- the keyboard ---------------------------------------------------------------------
+
+    def on_key(self, event: dict) -> str | None:
+        """Act on a key press as the mouse would (``KEYS``); ``event`` is what ipyevents
+        sends: ``key`` (the browser's KeyboardEvent.key) and the modifier flags.
+
+        Returns what the key did (an intent toggled, a sentiment or language chosen,
+        ``save``, ``skip``, ``back``), or None when it means nothing here.
+        """
+        if event.get("type", "keydown") != "keydown":
+            return None
+        if any(event.get(flag) for flag in ("ctrlKey", "altKey", "metaKey")):
+            return None  # the browser's and JupyterLab's shortcuts, not ours
+        key = event.get("key", "")
+        # Letters work with Shift or Caps Lock too; named keys (Enter, arrows) as they are.
+        value = KEYS.get(key if len(key) > 1 else key.lower())
+        if value is None:
+            return None
+        actions = {"save": self.save, "skip": self.skip, "back": self.back}
+        if value in actions:
+            actions[value]()
+        elif self.current is None:
+            return None  # no post on screen: the form is disabled for the mouse too
+        elif value in INTENT_KEYS.values():
+            box = self.intent_boxes[value]
+            box.value = not box.value
+        elif value in SENTIMENT_KEYS.values():
+            self.fill(sentiment=value)
+        else:
+            self.fill(lang=value)
+        return value
 
     # -- rendering ------------------------------------------------------------------------
 
