@@ -36,6 +36,7 @@ class ServeOptions:
     review_queue: Path = _setting("review_queue")
     max_posts: int = _setting("max_posts")
     max_text_chars: int = _setting("max_text_chars")
+    max_body_bytes: int = _setting("max_body_bytes")
 
 
 def service_settings(opts: ServeOptions) -> ServiceSettings:
@@ -48,6 +49,7 @@ def service_settings(opts: ServeOptions) -> ServiceSettings:
             review_queue=Path(opts.review_queue).resolve(),
             max_posts=opts.max_posts,
             max_text_chars=opts.max_text_chars,
+            max_body_bytes=opts.max_body_bytes,
         )
     except ValidationError as err:
         problems = describe_errors(err, "options")

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import anyio
 import bentoml
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from bentoml.models import BentoModel
 
 from serving.api import PostPrediction, PredictResponse, request_model
+from serving.contract import RequestGuard
 from serving.policy import Policy, load_policy
 from serving.settings import ServiceSettings
 from socialcare.core.answers import Answer
@@ -64,6 +66,8 @@ WARM_UP_POSTS = (
     IncomingPost(text="Grazie mille, servizio ottimo!"),
 )
 SERVICES = ("Classifier", "SocialCare")
+# How long /readyz waits for the classifier's own /readyz.
+READY_TIMEOUT_S = 2
 
 
 class ClassifierWorker:
@@ -128,15 +132,18 @@ class Front:
         )
 
     async def __is_ready__(self) -> bool:
-        """Ready once one prediction went through the whole path (model loaded, warm)."""
-        if not self._warmed_up:
-            try:
+        """Ready once one prediction went through the whole path (model loaded, warm), and
+        while the classifier answers its own /readyz (not while its worker restarts)."""
+        try:
+            if not self._warmed_up:
                 await self.classifier.to_async.classify(list(WARM_UP_POSTS))
-            except Exception as err:  # the classifier worker may still be starting
-                logger.info("not ready yet: %s", type(err).__name__)
-                return False
-            self._warmed_up = True
-        return True
+                self._warmed_up = True
+            # In one process (tests, to_asgi) the classifier is a local object: always up.
+            is_ready = getattr(self.classifier, "is_ready", None)
+            return True if is_ready is None else await is_ready(READY_TIMEOUT_S)
+        except Exception as err:  # the classifier worker may be starting or restarting
+            logger.info("not ready: %s", type(err).__name__)
+            return False
 
     async def predict(self, posts: list) -> PredictResponse:
         """Intents, sentiment and the action to take for each post, in input order."""
@@ -163,10 +170,21 @@ class Front:
             else self.classifier.to_async.classify
         )
         try:
-            return await classify(posts)
-        except aiohttp.ClientConnectionError as err:
-            logger.warning("classifier connection dropped (%s); retrying once", type(err).__name__)
-            return await classify(posts)
+            try:
+                return await classify(posts)
+            except aiohttp.ClientConnectionError as err:
+                logger.warning(
+                    "classifier connection dropped (%s); retrying once", type(err).__name__
+                )
+                return await classify(posts)
+        except (aiohttp.ClientError, TimeoutError, BentoMLException) as err:
+            # The classifier worker is down (killed, restarting) or overloaded: nothing was
+            # answered, so the client may send the same request again (503, Retry-After).
+            # An error of ours inside the classifier (a bug) stays a 500.
+            if isinstance(err, BentoMLException) and err.error_code < 500:
+                raise
+            logger.warning("classifier unavailable (%s): answering 503", type(err).__name__)
+            raise ServiceUnavailable("the classifier cannot answer now; retry") from None
 
     def _decide(self, post, answer: Answer, received_at: datetime) -> PostPrediction:
         action = self.policy.decide(
@@ -234,6 +252,10 @@ def build_services(settings: ServiceSettings) -> tuple[bentoml.Service, bentoml.
         name="socialcare",
         traffic={"timeout": 30, "max_concurrency": 256},
         endpoints={"livez": "/livez", "readyz": "/readyz"},
+    )
+    # Checks every request before BentoML parses it (serving.contract).
+    social_care.add_asgi_middleware(
+        RequestGuard, request_model=request, max_body_bytes=settings.max_body_bytes
     )
     return classifier, social_care
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from socialcare.core import paths
-from socialcare.core.limits import MAX_POSTS, MAX_TEXT_CHARS
+from socialcare.core.limits import MAX_BODY_BYTES, MAX_POSTS, MAX_TEXT_CHARS
 
 
 class ServiceSettings(BaseModel):
@@ -33,6 +33,11 @@ class ServiceSettings(BaseModel):
     max_posts: int = Field(MAX_POSTS, ge=1, description="most posts accepted in one request")
     max_text_chars: int = Field(
         MAX_TEXT_CHARS, ge=1, description="longest post text accepted, in characters"
+    )
+    max_body_bytes: int = Field(
+        MAX_BODY_BYTES,
+        ge=1024,
+        description="largest request body read, in bytes after decompression (413 above it)",
     )
 
     def served_model(self) -> str:

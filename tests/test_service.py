@@ -17,6 +17,7 @@ from serving.settings import ServiceSettings
 from socialcare.core import paths
 from socialcare.core.answers import Answer, SentimentResult
 from socialcare.core.labels import INTENTS, SENTIMENTS
+from socialcare.core.limits import MAX_BODY_BYTES
 
 ACTION_TYPES = {"respond", "respond_if_time", "like", "watch", "none"}
 
@@ -361,6 +362,7 @@ def test_serve_passes_its_settings_as_bento_arguments(tmp_path):
         "--arg", f"review_queue={queue}",
         "--arg", "max_posts=9",
         "--arg", "max_text_chars=5000",
+        "--arg", f"max_body_bytes={MAX_BODY_BYTES}",
     ]  # fmt: skip
     with pytest.raises(ValueError, match="--max-text-chars"):
         service_settings(ServeOptions(max_text_chars=0))

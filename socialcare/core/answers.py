@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field
 
 from socialcare.core.labels import LANGS, Intent, Sentiment
+from socialcare.core.language import LanguageCode
 
 
 class SentimentResult(BaseModel):
@@ -15,7 +16,9 @@ class PostAnswer(BaseModel):
     calibrated probabilities, and the sentiment."""
 
     id: str | None = Field(description="the post's id, as given")
-    lang: str | None = Field(description="given, or detected (null when undetermined)")
+    lang: LanguageCode | None = Field(
+        description="ISO 639-1 code, given or detected (null when undetermined)"
+    )
     labels: list[Intent]
     intents: dict[Intent, float]
     sentiment: SentimentResult

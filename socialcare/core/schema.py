@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
+from socialcare.core.language import LanguageCode
 
 
 def not_blank(value: str) -> str:
@@ -16,6 +17,10 @@ def not_blank(value: str) -> str:
 
 # Text with something in it besides whitespace (a post's text, an id, a policy's reason).
 NonBlank = Annotated[str, AfterValidator(not_blank)]
+# The same rule as a JSON Schema pattern, for the API's clients and fuzzers: one character
+# that str.isspace() calls no space (regex engines other than Python's leave \x1c-\x1f
+# out of \s, so they are named).
+NON_BLANK_PATTERN = r"[^\s\x1c-\x1f]"
 PostText = NonBlank
 
 
@@ -90,5 +95,5 @@ class IncomingPost(BaseModel):
 
     text: PostText
     id: str | None = None
-    lang: str | None = None
+    lang: LanguageCode | None = None
     parent_text: str | None = None
