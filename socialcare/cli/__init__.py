@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from serving.commands import ServeOptions, run_serve
 from socialcare.cli import data
 from socialcare.cli.main_job import RunOptions, run_main_job
-from socialcare.cli.predict import PredictOptions, run_predict
+from socialcare.cli.predict import (
+    PredictOptions,
+    SparkPredictOptions,
+    run_predict,
+    run_spark_predict,
+)
 from socialcare.core.options import add_options, config_defaults, parse_options
 from socialcare.core.records import DataError
 from training import commands as training_commands
@@ -32,6 +37,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(EvaluateOptions, training_commands.run_evaluate),
     "models": Command(training_commands.ModelsOptions, training_commands.run_models),
     "predict": Command(PredictOptions, run_predict),
+    "spark-predict": Command(SparkPredictOptions, run_spark_predict),
     "adapt": Command(AdaptOptions, lambda opts: _adapt(opts)),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),

@@ -102,14 +102,33 @@ def read_file(
     seen_record = False
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            if line_no == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 byte-order mark
-            if not raw.strip():
-                continue
-            seen_record = True
-            yield line_no, parse_line(path, line_no, raw.rstrip(b"\r\n"), schema)
+            parsed = parse_file_line(path, line_no, raw, schema)
+            if parsed is not None:
+                seen_record = True
+                yield line_no, parsed
     if not seen_record:
-        yield 0, [Problem(path, 0, "file", "is empty: no records")]
+        yield 0, [empty_file(path)]
+
+
+def parse_file_line(
+    path: Path, line_no: int, raw: bytes, schema: type[BaseModel] = Post
+) -> BaseModel | list[Problem] | None:
+    """Line ``line_no`` of a JSONL file as read: None when blank, else `parse_line`'s answer.
+    (The Spark path reads files line by line through this too.)"""
+    if line_no == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 byte-order mark
+    if not raw.strip():
+        return None
+    return parse_line(path, line_no, raw.rstrip(b"\r\n"), schema)
+
+
+def empty_file(path: Path) -> Problem:
+    return Problem(path, 0, "file", "is empty: no records")
+
+
+def line_id(line_no: int) -> str:
+    """The id of a post that has none: its line in the file it was read from."""
+    return f"line-{line_no}"
 
 
 def read_csv(
