@@ -465,3 +465,23 @@ def test_a_queued_reply_is_shown_under_its_parent(tmp_path):
     app.on_key(key("1"))
     assert app.on_key(key("Enter")) == "save"
     assert read_labels([app.round_file])[0].parent_text == masked
+
+
+def test_socialcare_label_starts_jupyterlab_on_the_labelling_notebook(tmp_path, capsys):
+    from socialcare.cli import build_parser, main
+    from socialcare.cli.label import LABEL_NOTEBOOK, LabelOptions, jupyter_command
+    from socialcare.core.options import parse_options
+
+    parser, _ = build_parser()
+    opts = parse_options(LabelOptions, parser.parse_args(["label", "--port", "9000"]))
+    assert opts == LabelOptions(port=9000, host="127.0.0.1", browser=True, notebook=LABEL_NOTEBOOK)
+    command = jupyter_command(opts)
+    assert command[1:4] == ["-m", "jupyterlab", str(LABEL_NOTEBOOK)]
+    assert "--ServerApp.port=9000" in command and "--ServerApp.ip=127.0.0.1" in command
+    assert f"--ServerApp.root_dir={LABEL_NOTEBOOK.parent}" in command
+    assert "--no-browser" not in command
+    opts = parse_options(LabelOptions, parser.parse_args(["label", "--no-browser"]))
+    assert "--no-browser" in jupyter_command(opts)
+
+    assert main(["label", "--notebook", str(tmp_path / "absent.ipynb")]) == 1
+    assert "absent.ipynb: no such notebook" in capsys.readouterr().err

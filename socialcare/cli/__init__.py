@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from serving.commands import ServeOptions, run_serve
 from socialcare.cli import data
+from socialcare.cli.label import LabelOptions, run_label
 from socialcare.cli.main_job import RunOptions, run_main_job
 from socialcare.cli.predict import (
     PredictOptions,
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "adapt": Command(AdaptOptions, lambda opts: _adapt(opts)),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),
+    "label": Command(LabelOptions, run_label),
     "run": Command(RunOptions, run_main_job),
 }
 
