@@ -13,6 +13,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, partial
@@ -51,6 +52,9 @@ def spark_session(
     """The active Spark session (a notebook's, spark-submit's), else a new one, stopped on
     leaving (``master``: e.g. ``local[2]``; None keeps spark-submit's, else Spark's default
     ``local[*]``; ``config``: Spark settings for a new session)."""
+    # pyspark 4.3 warns that pandas 3 is not fully supported; the pandas UDF
+    # path we use is (tests/test_spark_batch.py).
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     try:
         from pyspark.sql import SparkSession
     except ModuleNotFoundError as err:
@@ -131,8 +135,12 @@ def score_dataframe(
     if ship_model is None:
         ship_model = not spark.sparkContext.master.startswith("local")
     archive = _ship(spark, ref.directory) if ship_model else None
+    # As strings whatever Spark inferred (a numeric id in JSON reads as a long).
     posts = df.select(
-        *(df[name] if name in df.columns else _null_string(name) for name in POST_COLUMNS)
+        *(
+            df[name].cast("string") if name in df.columns else _null_string(name)
+            for name in POST_COLUMNS
+        )
     )
     score = partial(
         _score_partition, directory=str(ref.directory), archive=archive, batch_size=batch_size
