@@ -123,7 +123,7 @@ def test_score_dataframe_with_the_model_shipped(spark, registered_baseline, post
     assert any("socialcare-model-" in uri for uri in archives), archives
 
 
-def test_a_bad_line_stops_the_run_before_any_scoring(spark, registered_baseline, tmp_path, capsys):
+def test_bad_input_stops_the_run_before_any_scoring(spark, registered_baseline, tmp_path, capsys):
     posts = tmp_path / "posts.jsonl"
     posts.write_text('{"text": "Hej!"}\n\n{"text": "   "}\nnot json\n', encoding="utf-8")
     output = tmp_path / "out"
@@ -132,3 +132,8 @@ def test_a_bad_line_stops_the_run_before_any_scoring(spark, registered_baseline,
     assert not output.exists()
     err = capsys.readouterr().err
     assert f"{posts}:3: text:" in err and f"{posts}:4: line: not valid JSON" in err, err
+
+    missing = tmp_path / "missing.jsonl"
+    args = ["--input", str(missing), "--output", str(output), "--model", registered_baseline[0]]
+    assert main(["spark-predict", *args]) == 1
+    assert f"{missing}: no such file" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from socialcare.core.answers import PostAnswer
 from socialcare.core.labels import INTENTS, SENTIMENTS
 from socialcare.core.records import DataError, empty_file, line_id, parse_file_line
 from socialcare.core.schema import IncomingPost
+from socialcare.runtime.predictor import INFO_FILE
 from socialcare.runtime.resolver import resolve_model
 
 if TYPE_CHECKING:
@@ -88,12 +89,21 @@ def read_posts(spark: "SparkSession", path: str) -> "DataFrame":
     Checked first as `socialcare predict` checks its input (DataError naming each bad line),
     so that no run stops half-way; a post without an id is named by its line.
     """
+    from py4j.protocol import Py4JJavaError
+
+    context = spark.sparkContext
     # Raw bytes, numbered in file order, through read_file's own line parser: the same
-    # posts, problems (UTF-8, JSON, schema) and line numbers as `socialcare predict`.
-    lines = spark.sparkContext.textFile(path, use_unicode=False).zipWithIndex()
-    parsed = lines.flatMap(partial(_parse_line, path))
-    problems = parsed.filter(lambda item: isinstance(item, list)).flatMap(lambda p: p)
-    found = problems.take(MAX_PROBLEMS)
+    # posts, problems (UTF-8, JSON, schema) and line numbers as `socialcare predict`. At
+    # least one split per core: the splits, in file order, are the scoring tasks.
+    lines = context.textFile(path, context.defaultParallelism, use_unicode=False)
+    try:
+        parsed = lines.zipWithIndex().flatMap(partial(_parse_line, path))
+        problems = parsed.filter(lambda item: isinstance(item, list)).flatMap(lambda p: p)
+        found = problems.take(MAX_PROBLEMS)
+    except Py4JJavaError as err:
+        if "InvalidInputException" in str(err):  # Hadoop's "Input path does not exist"
+            raise FileNotFoundError(f"{path}: no such file") from None
+        raise
     if found:
         raise DataError(found)
     posts = parsed.filter(lambda item: not isinstance(item, list))
@@ -156,15 +166,21 @@ def _null_string(name: str):
 
 def _ship(spark: "SparkSession", directory: Path) -> str:
     """Add the model directory to the job as an archive; its name on the executors."""
-    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
-    name = f"socialcare-model-{digest}.tar"
-    context = spark.sparkContext
-    if not any(Path(uri).name == name for uri in context.listArchives):
+    # Named by the directory and its socialcare.json's time: one archive per model
+    # version in the temp folder, reused by later jobs (the driver serves it while a job
+    # runs, so it cannot be deleted on return).
+    stamp = f"{directory.resolve()}:{(directory / INFO_FILE).stat().st_mtime_ns}"
+    name = f"socialcare-model-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.tar"
+    path = Path(tempfile.gettempdir()) / name
+    if not path.exists():
+        partial_path = path.with_name(f"{name}.{os.getpid()}.partial")
         # Not compressed: model weights barely compress, and packing stays disk speed.
-        path = Path(tempfile.mkdtemp(prefix="socialcare-spark-")) / name
-        with tarfile.open(path, "w") as tar:
+        with tarfile.open(partial_path, "w") as tar:
             for child in sorted(directory.iterdir()):  # no "./" entry: Spark refuses one
                 tar.add(child, arcname=child.name)
+        partial_path.replace(path)
+    context = spark.sparkContext
+    if not any(Path(uri).name == name for uri in context.listArchives):
         context.addArchive(str(path))
     return name
 
