@@ -126,10 +126,11 @@ def _start_jupyterlab(
 
 
 @pytest.fixture
-def lab(tmp_path, baseline_model):
+def lab(tmp_path, request):
     """(page URL, round file): JupyterLab serving a copy of the labelling notebook (so
     nothing writes into the repository's), its kernel set to the built-in example."""
     _need_browser()
+    baseline_model = request.getfixturevalue("baseline_model")  # trained only when needed
     notebook = tmp_path / "lab" / LABEL_NOTEBOOK.name
     notebook.parent.mkdir()
     shutil.copy(LABEL_NOTEBOOK, notebook)

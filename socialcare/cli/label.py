@@ -28,8 +28,10 @@ def jupyter_command(opts: LabelOptions) -> list[str]:
     reviewers' notebooks), so it works from any working directory."""
     notebook = Path(opts.notebook).resolve()
     command = [
-        sys.executable, "-m", "jupyterlab", str(notebook),
+        sys.executable, "-m", "jupyterlab",
         f"--ServerApp.root_dir={notebook.parent}",
+        # The URL it opens and prints goes to the notebook itself, not the file browser.
+        f"--LabApp.default_url=/lab/tree/{notebook.name}",
         f"--ServerApp.ip={opts.host}", f"--ServerApp.port={opts.port}",
     ]  # fmt: skip
     if not opts.browser:

@@ -56,6 +56,8 @@ ACTION_KEYS = {
 }
 KEYS = INTENT_KEYS | SENTIMENT_KEYS | LANG_KEYS | ACTION_KEYS
 _KEY_NAMES = {"ArrowRight": "→", "ArrowLeft": "←"}
+# JupyterLab leaves <kbd> unstyled: a key cap, so the keys stand out from the words.
+_KBD_STYLE = "border:1px solid #bbb;border-radius:3px;padding:0 4px;background:#f6f6f6"
 
 
 def keys_html() -> str:
@@ -63,7 +65,7 @@ def keys_html() -> str:
 
     def keys_for(value: str) -> str:
         names = [_KEY_NAMES.get(key, key) for key, v in KEYS.items() if v == value]
-        return " or ".join(f"<kbd>{html.escape(name)}</kbd>" for name in names)
+        return " or ".join(f"<kbd style='{_KBD_STYLE}'>{html.escape(name)}</kbd>" for name in names)
 
     groups = [
         ("tick/untick", INTENTS),
