@@ -6,8 +6,10 @@
         for prediction in client.predict([{"text": "Varför svarar ingen?", "id": "x-1"}]):
             print(prediction.id, prediction.labels, prediction.action.type)
 
-Retries when the service is starting or overloaded (503) or cannot be reached, with
-exponential back-off; a request the service refuses (4xx) raises at once with the
+Retries when the service is starting, restarting its classifier or overloaded (503) or
+cannot be reached, with exponential back-off and never sooner than the 503's Retry-After:
+the default 6 retries wait about 30 s in all, longer than a classifier worker takes to
+come back after a crash. A request the service refuses (4xx) raises at once with the
 service's explanation, since sending it again cannot help.
 """
 
@@ -35,7 +37,7 @@ class SocialCareClient:
         self,
         url: str = "http://127.0.0.1:3000",
         timeout: float = 10.0,
-        retries: int = 3,
+        retries: int = 6,
         backoff: float = 0.5,
         posts_per_request: int = MAX_POSTS,
         transport: httpx.BaseTransport | None = None,
@@ -91,6 +93,9 @@ class SocialCareClient:
                     if response.is_error:
                         raise ServiceError(response.status_code, _detail(response))
                     return response
+                retry_after = response.headers.get("retry-after", "")
+                if retry_after.isdigit():
+                    time.sleep(max(0.0, int(retry_after) - self.backoff * 2**attempt))
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 

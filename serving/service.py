@@ -29,28 +29,17 @@ from bentoml.models import BentoModel
 
 from serving.api import PostPrediction, PredictResponse, request_model
 from serving.contract import RequestGuard
+from serving.metrics import service_metrics
 from serving.policy import Policy, load_policy
+from serving.review_writer import ReviewWriter
 from serving.settings import ServiceSettings
 from socialcare.core.answers import Answer
-from socialcare.core.review_queue import ReviewItem, ReviewQueue
+from socialcare.core.review_queue import ReviewItem
 from socialcare.core.schema import IncomingPost
 from socialcare.runtime.classify import classify_posts
 from socialcare.runtime.resolver import model_info
 
 logger = logging.getLogger("socialcare.service")
-
-# What the model says, for operators (bentoml.metrics: Prometheus in multiprocess mode).
-# The live review rate is flagged / answered.
-POSTS_ANSWERED = bentoml.metrics.Counter(
-    name="socialcare_posts_total",
-    documentation="Posts answered by /predict, by language (und: not detected)",
-    labelnames=["lang"],
-)
-POSTS_FLAGGED = bentoml.metrics.Counter(
-    name="socialcare_posts_flagged_total",
-    documentation="Posts flagged for review (needs_review) and queued, by language",
-    labelnames=["lang"],
-)
 
 # Adaptive batching: at most this many posts per model call (64 keeps one call near
 # 100 ms on 2 cores). BentoML sizes the batching window itself from observed latencies;
@@ -117,7 +106,10 @@ class Front:
         self.review_band = self.policy.band_for(
             model_info(self.model_tag).get("review_calibration")
         )
-        self.review_queue = ReviewQueue(self.settings.review_queue)
+        # The queue may be locked or unwritable: predictions are served anyway (ReviewWriter).
+        self.review_writer = ReviewWriter(self.settings.review_queue)
+        self.metrics = service_metrics()
+        self.metrics.served.labels(model=self.model_tag, policy_version=self.policy.version).set(1)
         self._warmed_up = False
         logger.info(
             "serving model %s with policy %s (%s); review band %.3f (%s); review queue %s",
@@ -148,12 +140,16 @@ class Front:
     async def predict(self, posts: list) -> PredictResponse:
         """Intents, sentiment and the action to take for each post, in input order."""
         received_at = datetime.now(UTC)
-        answers = await self._classify(posts)
-        predictions = [
-            self._decide(post, answer, received_at)
-            for post, answer in zip(posts, answers, strict=True)
-        ]
-        await self._queue_for_review(posts, predictions, received_at)
+        stage = self.metrics.stage_seconds
+        with stage.labels(stage="model").time():
+            answers = await self._classify(posts)
+        with stage.labels(stage="policy").time():
+            predictions = [
+                self._decide(post, answer, received_at)
+                for post, answer in zip(posts, answers, strict=True)
+            ]
+        with stage.labels(stage="queue").time():
+            await self._queue_for_review(posts, predictions, received_at)
         return PredictResponse(
             model=self.model_tag, policy_version=self.policy.version, predictions=predictions
         )
@@ -196,11 +192,22 @@ class Front:
         )
         reasons = self.policy.uncertain(answer.intents, answer.thresholds, self.review_band)
         prediction = PostPrediction.of(answer, action, reasons + answer.other_review_reasons())
-        lang = prediction.lang or "und"
-        POSTS_ANSWERED.labels(lang=lang).inc()
-        if prediction.needs_review:
-            POSTS_FLAGGED.labels(lang=lang).inc()
+        self._count(post, prediction)
         return prediction
+
+    def _count(self, post, prediction: PostPrediction) -> None:
+        """The model's view, for operators: what it said and what the policy decided."""
+        metrics, lang = self.metrics, prediction.lang or "und"
+        metrics.posts.labels(lang=lang).inc()
+        if prediction.needs_review:
+            metrics.posts_flagged.labels(lang=lang).inc()
+        for intent in prediction.labels:
+            metrics.predictions.labels(intent=intent, lang=lang).inc()
+        metrics.sentiments.labels(sentiment=prediction.sentiment.label, lang=lang).inc()
+        action = prediction.action
+        metrics.actions.labels(type=action.type, priority=action.priority or "none").inc()
+        source = "given" if post.lang else ("detected" if prediction.lang else "undetermined")
+        metrics.languages.labels(source=source, lang=lang).inc()
 
     async def _queue_for_review(self, posts, predictions, received_at: datetime) -> None:
         items = [
@@ -221,7 +228,7 @@ class Front:
             if prediction.needs_review
         ]
         if items:
-            await anyio.to_thread.run_sync(self.review_queue.add, items)
+            await anyio.to_thread.run_sync(self.review_writer.add, items)
 
 
 def build_services(settings: ServiceSettings) -> tuple[bentoml.Service, bentoml.Service]:

@@ -96,9 +96,14 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 class ReviewQueue:
     """The review queue in one SQLite file (created, with its folder, on first use)."""
 
-    def __init__(self, path: Path = paths.REVIEW_QUEUE):
+    def __init__(self, path: Path = paths.REVIEW_QUEUE, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # Posts (masked or not) are personal: only the owner may read the file. SQLite
+            # gives its -wal and -shm files the same permissions.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -124,7 +129,7 @@ class ReviewQueue:
     def _open(self) -> sqlite3.Connection:
         # Kept open rather than opened per call: closing the last connection to a WAL
         # file checkpoints it, about 20 ms per add instead of 0.1 ms.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False)
         # WAL is a property of the file: set once, every later connection uses it.
         conn.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL never corrupts the file; a power cut may lose the last items
@@ -163,14 +168,22 @@ class ReviewQueue:
             )
         return len(rows)
 
-    def pending(self, limit: int | None = None) -> list[ReviewItem]:
-        """Items not yet reviewed, oldest first (at most ``limit`` of them)."""
+    def pending(self, limit: int | None = None, after: int | None = None) -> list[ReviewItem]:
+        """Items not yet reviewed, oldest first (at most ``limit`` of them).
+
+        With ``after`` (a queue_id), only items stored after that one, in the order they
+        were stored: how a reader pages through the queue (``QueueReader``). queue_id grows
+        with each commit, since SQLite has one writer at a time, so an item that a worker
+        adds while a reader pages is never behind the reader's mark.
+        """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be 0 or more, got {limit}")
+        where, order = "reviewed_at IS NULL", "queued_at, queue_id"
+        if after is not None:
+            where, order = f"reviewed_at IS NULL AND queue_id > {int(after)}", "queue_id"
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM review_items WHERE reviewed_at IS NULL"
-                " ORDER BY queued_at, queue_id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM review_items WHERE {where} ORDER BY {order} LIMIT ?",
                 (-1 if limit is None else limit,),  # SQLite: a negative LIMIT is no limit
             ).fetchall()
         return [
@@ -218,3 +231,19 @@ class ReviewQueue:
                 "SELECT COUNT(*) FROM review_items WHERE reviewed_at IS NULL"
             ).fetchone()
         return count
+
+
+class QueueReader:
+    """One reviewer session's way through the queue: each pending item read once, in the
+    order stored, however many service workers add items meanwhile."""
+
+    def __init__(self, queue: ReviewQueue):
+        self.queue = queue
+        self.last_read = 0  # queue_id of the last item read (0: none yet)
+
+    def next(self, limit: int | None = None) -> list[ReviewItem]:
+        """The next pending items this session has not read yet."""
+        items = self.queue.pending(limit, after=self.last_read)
+        if items:
+            self.last_read = items[-1].queue_id
+        return items

@@ -1,0 +1,93 @@
+"""What the service tells operators on `/metrics`, besides BentoML's request counters.
+
+Every metric of ours is defined here, once: the service records them, the alert rules
+(ops/prometheus/) and the dashboard (ops/grafana/, generated from ``METRICS``) read them,
+and tests check all three use the same names.
+
+BentoML runs several worker processes and merges their metrics (prometheus_client's
+multiprocess mode, which it switches on in each worker before it creates the services).
+So the metrics are created on first use, in the worker (``service_metrics()``), never at
+import time, and gauges say how processes combine.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
+
+# Latency buckets (seconds) for one stage of a request: a model call on 2 cores takes
+# 10-200 ms, the policy and the queue well under 1 ms unless something is wrong.
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metric(NamedTuple):
+    name: str  # Prometheus adds _total to counters; _bucket, _sum, _count to histograms
+    kind: str  # counter, histogram or gauge
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+# Every metric of ours, the one list.
+METRICS = (
+    Metric("socialcare_posts", "counter",
+           "Posts answered by /predict, by language (und: not detected)", ("lang",)),
+    Metric("socialcare_posts_flagged", "counter",
+           "Posts flagged for review (needs_review), by language", ("lang",)),
+    Metric("socialcare_predictions", "counter",
+           "Intents predicted, by intent and language (a post may have several)",
+           ("intent", "lang")),
+    Metric("socialcare_sentiments", "counter",
+           "Sentiments predicted, by sentiment and language", ("sentiment", "lang")),
+    Metric("socialcare_actions", "counter",
+           "Actions the response policy decided, by type and priority (none: no priority)",
+           ("type", "priority")),
+    Metric("socialcare_languages", "counter",
+           "Where each post's language came from: given, detected or undetermined",
+           ("source", "lang")),
+    Metric("socialcare_stage_seconds", "histogram",
+           "Time in one stage of /predict: model (the classifier call), policy, queue",
+           ("stage",)),
+    Metric("socialcare_review_queue_errors", "counter",
+           "Failed writes to the review queue, by kind (locked, read_only, full, other)",
+           ("kind",)),
+    Metric("socialcare_review_backlog", "gauge",
+           "Flagged posts kept in memory until the review queue is writable again"),
+    Metric("socialcare_review_dropped", "counter",
+           "Flagged posts lost because the in-memory backlog was full"),
+    Metric("socialcare_served", "gauge",
+           "1 for the served model and policy (their tag and version as labels)",
+           ("model", "policy_version")),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    posts: object
+    posts_flagged: object
+    predictions: object
+    sentiments: object
+    actions: object
+    languages: object
+    stage_seconds: object
+    review_queue_errors: object
+    review_backlog: object
+    review_dropped: object
+    served: object
+
+
+@cache
+def service_metrics() -> ServiceMetrics:
+    """The metrics, created once per process (after BentoML set up multiprocess mode)."""
+    import prometheus_client
+
+    made = {}
+    for name, kind, documentation, labels in METRICS:
+        if kind == "counter":
+            metric = prometheus_client.Counter(name, documentation, labels)
+        elif kind == "histogram":
+            metric = prometheus_client.Histogram(name, documentation, labels, buckets=STAGE_BUCKETS)
+        else:
+            # Across worker processes: the backlogs add up; the served model is the same.
+            mode = "livesum" if name == "socialcare_review_backlog" else "max"
+            metric = prometheus_client.Gauge(name, documentation, labels, multiprocess_mode=mode)
+        made[name.removeprefix("socialcare_")] = metric
+    return ServiceMetrics(**made)

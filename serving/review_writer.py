@@ -1,0 +1,117 @@
+"""Flagged posts into the review queue, without ever failing or slowing a prediction.
+
+The queue is a SQLite file that a reviewer's notebook also writes (marking items done),
+and that may be locked, read-only or on a full disk. A prediction must be served anyway,
+and the posts it flagged must not be lost silently. So ``ReviewWriter``:
+
+- writes with a short busy timeout (a locked file costs a request at most that long);
+- on failure keeps the posts in memory (a bounded backlog), logs the error (never the
+  text), counts it on /metrics, and tries again at most once per ``RETRY_S``, at the next
+  flagged post, with the whole backlog, oldest first;
+- past ``max_backlog`` posts drops the oldest and counts them (socialcare_review_dropped).
+
+A write in progress is never waited for: a post flagged meanwhile joins the backlog.
+"""
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from serving.metrics import service_metrics
+from socialcare.core.review_queue import ReviewItem, ReviewQueue
+
+logger = logging.getLogger("socialcare.service")
+
+# A writer waits this long for another's lock (the notebook's writes take milliseconds).
+BUSY_TIMEOUT_S = 1.0
+# After a failed write, the next attempt waits at least this long.
+RETRY_S = 1.0
+# Posts kept in memory while the queue cannot be written (~2 KB each: ~20 MB at most).
+MAX_BACKLOG = 10_000
+
+
+def failure_kind(err: Exception) -> str:
+    """locked, read_only, full or other: what an operator has to fix."""
+    message = str(err).lower()
+    if "locked" in message or "busy" in message:
+        return "locked"
+    if "readonly" in message or "read-only" in message or "permission" in message:
+        return "read_only"
+    if "full" in message or "no space" in message:
+        return "full"
+    return "other"
+
+
+class ReviewWriter:
+    def __init__(self, path: Path, max_backlog: int = MAX_BACKLOG):
+        self.path = Path(path)
+        self.max_backlog = max_backlog
+        self._queue: ReviewQueue | None = None
+        self._backlog: deque[ReviewItem] = deque()
+        self._lock = threading.Lock()  # guards the fields below, never held while writing
+        self._writing = False
+        self._retry_at = 0.0
+        self.metrics = service_metrics()
+        self.metrics.review_backlog.set(0)
+        try:  # opened now if it can be, so that a problem shows in the start-up log
+            self._queue = ReviewQueue(self.path, busy_timeout_s=BUSY_TIMEOUT_S)
+        except (sqlite3.Error, OSError) as err:
+            kind = failure_kind(err)
+            self.metrics.review_queue_errors.labels(kind=kind).inc()
+            logger.warning("review queue %s not usable yet (%s: %s)", self.path, kind, err)
+
+    def add(self, items: list[ReviewItem]) -> None:
+        """Queue these posts (and any backlog); never raises for the queue's failures."""
+        with self._lock:
+            self._backlog.extend(items)
+            self._drop_overflow()
+            if self._writing or time.monotonic() < self._retry_at:
+                self.metrics.review_backlog.set(len(self._backlog))
+                return
+            self._writing = True
+            batch = list(self._backlog)
+            self._backlog.clear()
+        try:
+            self._store(batch)
+        except (sqlite3.Error, OSError) as err:
+            kind = failure_kind(err)
+            self.metrics.review_queue_errors.labels(kind=kind).inc()
+            with self._lock:
+                self._backlog.extendleft(reversed(batch))  # oldest first again
+                self._drop_overflow()
+                self._retry_at = time.monotonic() + RETRY_S
+                self._writing = False
+                waiting = len(self._backlog)
+                self.metrics.review_backlog.set(waiting)
+            # sqlite's messages ("database is locked") never contain a post's text.
+            logger.warning(
+                "review queue %s not writable (%s: %s): %d flagged posts kept in memory",
+                self.path, kind, err, waiting,
+            )  # fmt: skip
+            return
+        with self._lock:
+            self._writing = False
+            self.metrics.review_backlog.set(len(self._backlog))
+        if len(batch) > len(items):
+            logger.info("review queue writable again: %d kept posts queued", len(batch))
+
+    def _store(self, batch: list[ReviewItem]) -> None:
+        if self._queue is None:  # it could not be opened at start
+            self._queue = ReviewQueue(self.path, busy_timeout_s=BUSY_TIMEOUT_S)
+        self._queue.add(batch)
+
+    def _drop_overflow(self) -> None:
+        overflow = len(self._backlog) - self.max_backlog
+        if overflow > 0:
+            for _ in range(overflow):
+                self._backlog.popleft()
+            self.metrics.review_dropped.inc(overflow)
+            logger.error("review backlog full: %d flagged posts dropped (oldest first)", overflow)
+
+    def waiting(self) -> int:
+        """Posts kept in memory, not yet in the queue."""
+        with self._lock:
+            return len(self._backlog)
