@@ -262,6 +262,13 @@ def test_review_queue_posts_come_with_the_services_suggestion_and_leave_once_sav
     assert [p.post_id for p in queue.pending()] == ["fb-1"]  # done, after the save
     assert app.current.post_id == "fb-1"
 
+    # Loading the queue again in this session adds what was queued since, once.
+    queue.add([queued("fb-3", "Grazie mille, tutto risolto!", 0.02, (0, 0.1, 0.9))])
+    assert app.load() == 1
+    assert sorted(item.post_id for item in app.items) == sorted([item.post_id, "fb-1", "fb-3"])
+    assert app.load() == 0  # nothing new: nothing read twice
+    assert len(app.items) == 3
+
 
 def test_the_notebook_runs_headless_and_saves_through_the_buttons(
     run_notebook, tmp_path, baseline_model, capsys

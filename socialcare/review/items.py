@@ -26,7 +26,7 @@ from socialcare.core.answers import Answer
 from socialcare.core.label_store import current_round
 from socialcare.core.labels import INTENTS, SENTIMENTS
 from socialcare.core.records import DataError, read_csv, read_file
-from socialcare.core.review_queue import ReviewQueue
+from socialcare.core.review_queue import QueueReader, ReviewQueue
 from socialcare.core.schema import IncomingPost
 from socialcare.runtime.classify import classify_posts
 from socialcare.runtime.predictor import DEFAULT_THRESHOLD, Predictor
@@ -130,15 +130,21 @@ def default_round_file(source: str | Path) -> Path:
 
 
 def load_items(
-    source: str | Path, limit: int | None = None, queue_path: Path = paths.REVIEW_QUEUE
+    source: str | Path,
+    limit: int | None = None,
+    queue_path: Path = paths.REVIEW_QUEUE,
+    reader: QueueReader | None = None,
 ) -> list[Item]:
     """Posts to label from ``"queue"`` (the service's review queue) or a .jsonl/.csv file.
+
+    From the queue, with ``reader`` (one per reviewer session), only the items this
+    session has not read yet: loading again brings what was queued since, never twice.
 
     Raises DataError naming ``file:line: field`` for a bad row, ValueError for an unknown
     file type.
     """
     if str(source) == QUEUE:
-        return _queue_items(queue_path, limit)
+        return _queue_items(queue_path, limit, reader)
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give a .jsonl or .csv file, or 'queue'")
@@ -164,7 +170,8 @@ def load_items(
     return items[:limit] if limit is not None else items
 
 
-def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
+def _queue_items(queue_path: Path, limit: int | None, reader: QueueReader | None) -> list[Item]:
+    entries = reader.next(limit) if reader is not None else ReviewQueue(queue_path).pending(limit)
     return [
         Item(
             post_id=entry.post_id or post_id_for(entry.text),
@@ -176,7 +183,7 @@ def _queue_items(queue_path: Path, limit: int | None) -> list[Item]:
             queue_id=entry.queue_id,
             reasons=list(entry.reasons),
         )
-        for entry in ReviewQueue(queue_path).pending(limit)
+        for entry in entries
     ]
 
 

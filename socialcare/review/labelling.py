@@ -26,7 +26,7 @@ from socialcare.core.errors import one_line
 from socialcare.core.label_store import append_label, latest_labels, make_label, round_files
 from socialcare.core.labels import INTENTS, LANGS, SENTIMENTS
 from socialcare.core.records import DataError
-from socialcare.core.review_queue import ReviewQueue
+from socialcare.core.review_queue import QueueReader, ReviewQueue
 from socialcare.core.schema import Post
 from socialcare.core.text import duplicate_key
 from socialcare.review.guide import guide_html
@@ -116,6 +116,9 @@ class LabellingApp:
         self.limit = limit
         self.predictor, self.model_name, self.model_note = load_model(model)
         self.items: list[Item] = []
+        # This session's way through the review queue: each queued post is read once, and
+        # loading the queue again adds what was queued since (socialcare.core.review_queue).
+        self.queue_reader: QueueReader | None = None  # opened on the first load from the queue
         self.order: list[int] = []
         self.position = 0
         self.saved: dict[str, Post] = {}  # post id -> this reviewer's latest label
@@ -210,31 +213,36 @@ class LabellingApp:
 
     def load(self) -> int:
         """Load posts from the source box, add suggestions, order them; show the first one
-        this reviewer has not labelled yet. Returns how many posts were loaded."""
+        this reviewer has not labelled yet. Returns how many posts were loaded: from the
+        queue, the ones new to this session (those read before stay in the list)."""
         source = self.source_box.value.strip()
+        from_queue = source == QUEUE
         try:
-            items = load_items(source, self.limit, self.queue_path)
+            if from_queue and self.queue_reader is None:
+                self.queue_reader = QueueReader(ReviewQueue(self.queue_path))
+            new = load_items(source, self.limit, self.queue_path, self.queue_reader)
             if self.predictor is not None:
-                self._show_scoring(0, len(items))
-                suggest(items, self.predictor, self.model_name, progress=self._show_scoring)
+                self._show_scoring(0, len(new))
+                suggest(new, self.predictor, self.model_name, progress=self._show_scoring)
             self._read_round_labels()
         except (DataError, OSError, ValueError) as err:
             self._status(f"Could not load {source!r}: {err}", error=True)
             return 0
         finally:
             self.scoring_box.layout.display = "none"
-        self.items = items
-        self.order = review_order(items)
+        kept = [item for item in self.items if item.queue_id is not None] if from_queue else []
+        self.items = kept + new
+        self.order = review_order(self.items)
         self.skipped = set()
         self.position = -1
         self._advance()
-        done = sum(self.previous(item) is not None for item in items)
+        done = sum(self.previous(item) is not None for item in new)
         self._status(
-            f"Loaded {len(items)} posts from {source}"
+            f"Loaded {len(new)} {'new ' if kept else ''}posts from {source}"
             + (f"; {done} already labelled by you" if done else "")
             + "."
         )
-        return len(items)
+        return len(new)
 
     def _show_scoring(self, scored: int, total: int) -> None:
         self.scoring_box.layout.display = "flex"
