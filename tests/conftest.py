@@ -154,67 +154,18 @@ def run_notebook(tmp_path: Path):
     return run
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RunningService:
-    """`socialcare serve` in a child process: its URL, review queue and log."""
-
-    def __init__(self, model: str, directory: Path, *options: str):
-        import subprocess
-        import sys
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.queue = directory / "queue.sqlite"
-        self.log_path = directory / "serve.log"
-        self._log = self.log_path.open("w")
-        command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(self.port),
-                   "--model", model, "--review-queue", str(self.queue), *options]  # fmt: skip
-        # Its own process group, so that stopping it stops BentoML's workers too.
-        self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def wait_until_ready(self, timeout: float = 180) -> None:
-        from serving.client import SocialCareClient
-
-        with SocialCareClient(self.url) as api:
-            api.wait_until_ready(timeout=timeout)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        self._log.close()
-
-
 @pytest.fixture
 def start_service(tmp_path: Path):
     """Start `socialcare serve` (model tag, extra options) and wait until it is ready;
     every service started is stopped at the end of the test."""
-    started: list[RunningService] = []
+    from serving.child import ServiceProcess
 
-    def start(model: str, *options: str) -> RunningService:
+    started: list[ServiceProcess] = []
+
+    def start(model: str, *options: str) -> ServiceProcess:
         directory = tmp_path / f"service-{len(started)}"
         directory.mkdir()
-        service = RunningService(model, directory, *options)
+        service = ServiceProcess(model, directory, *options)
         started.append(service)
         service.wait_until_ready()
         return service

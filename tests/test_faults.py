@@ -143,15 +143,6 @@ def test_the_queue_file_is_private(tmp_path):
     assert (path.stat().st_mode & 0o777) == 0o600
 
 
-def _classifier_pid(server_pid: int) -> int:
-    import psutil
-
-    for child in psutil.Process(server_pid).children(recursive=True):
-        if "socialcare-classifier" in " ".join(child.cmdline()):
-            return child.pid
-    raise AssertionError("no classifier worker found")
-
-
 SECRET = "Anna Svensson anna.svensson@example.se 070-123 45 67"
 
 
@@ -185,7 +176,7 @@ def test_classifier_killed_under_load_nothing_lost(registered_baseline, start_se
     time.sleep(2)
     # The policy file half-written, then replaced: the running service reads neither.
     policy.write_text("version: broken\nrules: [", encoding="utf-8")
-    victim = _classifier_pid(service.process.pid)
+    victim = service.classifier_pid()
     os.kill(victim, signal.SIGKILL)
     readiness = []
     deadline = time.monotonic() + 120
@@ -201,7 +192,7 @@ def test_classifier_killed_under_load_nothing_lost(registered_baseline, start_se
         caller.join(timeout=120)
 
     assert 503 in readiness and readiness[-1] == 200  # not ready, then back, no restart
-    assert _classifier_pid(service.process.pid) != victim
+    assert service.classifier_pid() != victim
     assert failures == []
     assert len(answered) > during  # answers after the worker came back
     assert set(answered) == {version}  # the policy it started with

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -232,40 +231,24 @@ class _WsgiLikeTransport:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_real_http_serve_and_client(served_model, tmp_path):
+def test_real_http_serve_and_client(served_model, start_service):
     """`socialcare serve` on a free port, /readyz, then /predict through the client."""
     from serving.client import SocialCareClient
 
-    port = _free_port()
-    queue = tmp_path / "queue.sqlite"
-    command = [sys.executable, "-m", "socialcare.cli", "serve", "--port", str(port),
-               "--model", served_model, "--review-queue", str(queue)]  # fmt: skip
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with SocialCareClient(f"http://127.0.0.1:{port}", timeout=30) as api:
-            api.wait_until_ready(timeout=180)
-            predictions = api.predict(
-                [{"text": "Varför har ingen svarat på min skadeanmälan?", "id": "q"}]
-            )
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        assert predictions[0].id == "q"
-        assert predictions[0].lang == "sv"
-        assert metrics.status_code == 200
-        assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
-        assert 'socialcare_posts_total{lang="sv"} 1.0' in metrics.text  # and our answers
-        assert queue.exists()  # the setting reached the service (`--arg review_queue=...`)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-    served_log = (tmp_path / "serve.log").read_text()
+    service = start_service(served_model)
+    with SocialCareClient(service.url, timeout=30) as api:
+        predictions = api.predict(
+            [{"text": "Varför har ingen svarat på min skadeanmälan?", "id": "q"}]
+        )
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10)
+    assert predictions[0].id == "q"
+    assert predictions[0].lang == "sv"
+    assert metrics.status_code == 200
+    assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
+    assert 'socialcare_posts_total{lang="sv"} 1.0' in metrics.text  # and our answers
+    assert service.queue.exists()  # the setting reached the service (`--arg review_queue=...`)
+    service.stop()
+    served_log = service.log_path.read_text(encoding="utf-8")
     assert "skadeanmälan" not in served_log
     # The policy's review rate became a band from the model's validation posts.
     assert "to flag 8% of the model's validation posts" in served_log
