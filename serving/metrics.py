@@ -47,7 +47,7 @@ METRICS = (
            "Time in one stage of /predict: model (the classifier call), policy, queue",
            ("stage",)),
     Metric("socialcare_review_queue_errors", "counter",
-           "Failed writes to the review queue, by kind (locked, read_only, full, other)",
+           "Failed writes to the review queue, by kind (locked, read_only, full, io, other)",
            ("kind",)),
     Metric("socialcare_review_backlog", "gauge",
            "Flagged posts kept in memory until the review queue is writable again"),
@@ -56,6 +56,26 @@ METRICS = (
     Metric("socialcare_served", "gauge",
            "1 for the served model and policy (their tag and version as labels)",
            ("model", "policy_version")),
+    Metric("socialcare_review_rate_target", "gauge",
+           "The served policy's review_rate, the share of posts it means to flag "
+           "(absent when the policy sets none)"),
+)  # fmt: skip
+
+# BentoML's own metrics that the alert rules and the dashboard read, as a real /metrics
+# of `socialcare serve` shows them (BentoML 1.4; tests/test_ops.py checks them on one),
+# with the labels we read (BentoML adds runner_name and service_version).
+# Our front service is service_name="socialcare", the classifier "socialcare-classifier".
+BENTOML_METRICS = (
+    Metric("bentoml_service_request", "counter",
+           "Requests answered, by service, endpoint and HTTP status code",
+           ("service_name", "endpoint", "http_response_code")),
+    Metric("bentoml_service_request_duration_seconds", "histogram",
+           "Time to answer a request, by service, endpoint and HTTP status code",
+           ("service_name", "endpoint", "http_response_code")),
+    Metric("bentoml_service_request_in_progress", "gauge",
+           "Requests being answered now, by service and endpoint", ("service_name", "endpoint")),
+    Metric("bentoml_service_adaptive_batch_size", "histogram",
+           "Posts per batch the classifier's adaptive batching formed", ("service_name",)),
 )  # fmt: skip
 
 
@@ -72,6 +92,7 @@ class ServiceMetrics:
     review_backlog: object
     review_dropped: object
     served: object
+    review_rate_target: object
 
 
 @cache
@@ -86,7 +107,8 @@ def service_metrics() -> ServiceMetrics:
         elif kind == "histogram":
             metric = prometheus_client.Histogram(name, documentation, labels, buckets=STAGE_BUCKETS)
         else:
-            # Across worker processes: the backlogs add up; the served model is the same.
+            # Across worker processes: the backlogs add up; the served model and policy are
+            # the same.
             mode = "livesum" if name == "socialcare_review_backlog" else "max"
             metric = prometheus_client.Gauge(name, documentation, labels, multiprocess_mode=mode)
         made[name.removeprefix("socialcare_")] = metric

@@ -110,6 +110,8 @@ class Front:
         self.review_writer = ReviewWriter(self.settings.review_queue)
         self.metrics = service_metrics()
         self.metrics.served.labels(model=self.model_tag, policy_version=self.policy.version).set(1)
+        if self.policy.review_rate is not None:  # what the review-rate alert compares with
+            self.metrics.review_rate_target.set(self.policy.review_rate)
         self._warmed_up = False
         logger.info(
             "serving model %s with policy %s (%s); review band %.3f (%s); review queue %s",
