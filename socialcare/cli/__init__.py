@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from serving.commands import ServeOptions, run_serve
+from serving.dashboard import DashboardOptions, run_dashboard
 from socialcare.cli import data
 from socialcare.cli.label import LabelOptions, run_label
 from socialcare.cli.main_job import RunOptions, run_main_job
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "adapt": Command(AdaptOptions, lambda opts: _adapt(opts)),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),
+    "dashboard": Command(DashboardOptions, run_dashboard),
     "label": Command(LabelOptions, run_label),
     "run": Command(RunOptions, run_main_job),
 }

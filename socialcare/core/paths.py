@@ -37,3 +37,6 @@ VAR_DIR = REPO_ROOT / "var"
 REVIEW_QUEUE = VAR_DIR / "review_queue.sqlite"
 # The insurer's response policy: which action each kind of post gets.
 POLICY_FILE = REPO_ROOT / "serving" / "policy.yaml"
+# What operators load: Prometheus alert rules and the Grafana dashboard (generated).
+ALERT_RULES = REPO_ROOT / "ops" / "prometheus" / "alerts.yml"
+GRAFANA_DASHBOARD = REPO_ROOT / "ops" / "grafana" / "socialcare.json"
