@@ -34,7 +34,7 @@ MAX_BACKLOG = 10_000
 
 
 def failure_kind(err: Exception) -> str:
-    """locked, read_only, full or other: what an operator has to fix."""
+    """locked, read_only, full, io or other: what an operator has to fix."""
     message = str(err).lower()
     if "locked" in message or "busy" in message:
         return "locked"
@@ -42,6 +42,8 @@ def failure_kind(err: Exception) -> str:
         return "read_only"
     if "full" in message or "no space" in message:
         return "full"
+    if "i/o" in message:
+        return "io"
     return "other"
 
 
@@ -79,6 +81,10 @@ class ReviewWriter:
         except (sqlite3.Error, OSError) as err:
             kind = failure_kind(err)
             self.metrics.review_queue_errors.labels(kind=kind).inc()
+            if self._queue is not None:
+                # Reopened at the next attempt: a connection opened while the file system
+                # was read-only stays read-only after it is writable again.
+                self._queue.close()
             with self._lock:
                 self._backlog.extendleft(reversed(batch))  # oldest first again
                 self._drop_overflow()
