@@ -55,7 +55,7 @@ class AlertRules:
         groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         self.records = {rule["record"] for rule in rules if "record" in rule}
-        self.alerts = {rule["alert"]: rule["expr"] for rule in rules if "alert" in rule}
+        self.alerts = {rule["alert"]: rule for rule in rules if "alert" in rule}
         self.path = path
 
     def recorded(self, name: str) -> str:
@@ -63,12 +63,14 @@ class AlertRules:
             raise LookupError(f"{self.path}: no recording rule {name!r}")
         return name
 
-    def threshold(self, alert: str) -> tuple[str, str]:
-        """(what, limit) of an alert whose first line is ``what > limit``: the two series
-        a panel shows, so that the line drawn is the one the alert fires above."""
-        first_line = self.alerts[alert].strip().splitlines()[0]
+    def threshold(self, alert: str) -> tuple[str, str, str]:
+        """(what, limit, description) of an alert whose first line is ``what > limit``:
+        the two series a panel shows, so that the line drawn is the one the alert fires
+        above, and a sentence that says so."""
+        rule = self.alerts[alert]
+        first_line = rule["expr"].strip().splitlines()[0]
         what, limit = re.fullmatch(r"(.+?) > (.+)", first_line).groups()
-        return what, limit
+        return what, limit, f"{alert} fires above the line for {rule.get('for', '0m')}."
 
 
 def _target(expr: str, legend: str) -> dict:
@@ -112,9 +114,9 @@ def _quantile(q: float, histogram: str, selector: str, by: str, legend: str) -> 
 
 def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
     """The dashboard's sections, each a list of panels, in reading order."""
-    review_rate, review_limit = rules.threshold("ReviewRateAboveTarget")
-    error_ratio, error_limit = rules.threshold("PredictErrorRateHigh")
-    p99, latency_limit = rules.threshold("PredictLatencyHigh")
+    review_rate, review_limit, review_alert = rules.threshold("ReviewRateAboveTarget")
+    error_ratio, error_limit, error_alert = rules.threshold("PredictErrorRateHigh")
+    p99, latency_limit, latency_alert = rules.threshold("PredictLatencyHigh")
     complaints = rules.recorded("socialcare:complaints:increase30m")
     by_rate = lambda name, by: f"sum by ({by}) (rate({series(name)}{RATE}))"  # noqa: E731
     what_is_served = [
@@ -132,7 +134,7 @@ def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
                [_target(by_rate("socialcare_predictions", "intent, lang"), "{{intent}} {{lang}}")]),
         _panel("Complaints and factual errors vs the same hour before",
                "Posts per 30 minutes, and the same 30 minutes a day or a week earlier (the "
-               "larger); ComplaintSpike fires at 3x that, from 20 posts.",
+               "larger), which ComplaintSpike compares.",
                [_target(complaints, "{{intent}} {{lang}}"),
                 _target(rules.recorded("socialcare:complaints:baseline30m"),
                         "{{intent}} {{lang}} before")]),
@@ -145,8 +147,8 @@ def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
                [_target(by_rate("socialcare_languages", "source"), "{{source}}")]),
     ]  # fmt: skip
     review = [
-        _panel("Review rate vs target", "Share of posts flagged for review over an hour; "
-               "ReviewRateAboveTarget fires above the line for 30 minutes.",
+        _panel("Review rate vs target",
+               f"Share of posts flagged for review over an hour. {review_alert}",
                [_target(rules.recorded(review_rate), "flagged (1 h)"),
                 _target(review_limit, "alert above")], "percentunit"),
         _panel("Flagged posts per second by language", "",
@@ -163,11 +165,10 @@ def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
         _panel("Requests per second by endpoint and status", "BentoML's count, front service.",
                [_target(f"sum by (endpoint, http_response_code) ({requests})",
                         "{{endpoint}} {{http_response_code}}")], "reqps"),
-        _panel("/predict 5xx share", "PredictErrorRateHigh fires above the line for 10 minutes.",
+        _panel("/predict 5xx share", f"Share of requests answered with a 5xx. {error_alert}",
                [_target(rules.recorded(error_ratio), "5xx share (5 min)"),
                 _target(error_limit, "alert above")], "percentunit"),
-        _panel("/predict latency", "PredictLatencyHigh fires when p99 is above the line for 15 "
-               "minutes.",
+        _panel("/predict latency", f"Every status code. {latency_alert}",
                [_quantile(0.5, "bentoml_service_request_duration_seconds", PREDICT, "le",
                           "/predict"),
                 _target(rules.recorded(p99), "/predict p99"),
