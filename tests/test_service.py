@@ -176,13 +176,31 @@ def test_broken_json_is_a_400(client, raw):
     assert response.status_code == 400, response.text
 
 
-def test_post_text_never_reaches_the_logs(client, caplog):
-    marker = "Hemligt-7f3a9 personligt innehåll"
+def test_post_text_never_reaches_the_logs(client, caplog, monkeypatch):
+    """Not the text, not an e-mail address or a phone number in it: at any level, on an
+    answer, on every kind of 4xx, and when the classifier fails."""
+    marker = "Hemligt-7f3a9 personligt innehåll, maila anna.berg@example.se eller 070-987 65 43"
+    private = ("Hemligt-7f3a9", "anna.berg", "987 65 43")
+    raw = json.dumps({"posts": [{"text": marker, "id": "a"}]}).encode()
     with caplog.at_level(logging.DEBUG):
         predict(client, {"text": marker})
         predict(client, {"text": marker, "created_at": "not a date"})
+        predict(client, {"text": marker, "lang": "xx"})
         predict(client, {"text": marker + "x" * 5000})
-    assert "Hemligt-7f3a9" not in caplog.text
+        client.post("/predict", content=raw.replace(b'"id": "a"', b'"id": "a", "id": "b"'),
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+        client.post("/predict", content=raw, headers={"Content-Type": "text/plain"})
+        client.post("/predict", content=raw, headers={"Content-Type": "application/json",
+                                                      "Content-Encoding": "gzip"})  # fmt: skip
+
+        def failing(predictor, posts):
+            raise RuntimeError("the model failed")
+
+        monkeypatch.setattr("serving.service.classify_posts", failing)
+        assert predict(client, {"text": marker}).status_code == 500  # a bug of ours: a 500
+    assert caplog.records  # the logs were captured
+    for secret in private:
+        assert secret not in caplog.text
 
 
 def test_health_and_docs(client):
