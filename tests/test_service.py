@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from starlette.testclient import TestClient
 
@@ -265,6 +266,14 @@ def test_real_http_serve_and_client(served_model, start_service):
     assert 'endpoint="/predict"' in metrics.text  # Prometheus counts our requests
     assert 'socialcare_posts_total{lang="sv"} 1.0' in metrics.text  # and our answers
     assert service.queue.exists()  # the setting reached the service (`--arg review_queue=...`)
+    server = psutil.Process(service.process.pid)
+    listening = {
+        connection.laddr.ip
+        for process in [server, *server.children(recursive=True)]
+        for connection in process.net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == service.port
+    }
+    assert listening == {"127.0.0.1"}  # loopback only, unless --host says otherwise
     service.stop()
     served_log = service.log_path.read_text(encoding="utf-8")
     assert "skadeanmälan" not in served_log
