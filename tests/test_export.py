@@ -327,3 +327,43 @@ def test_export_command_serves_an_old_model_on_onnx_fp32(tiny_model, tmp_path, c
     with pytest.raises(SystemExit):
         main([str(tmp_path)])  # not a model directory
     assert "no socialcare.json" in capsys.readouterr().err
+
+
+def test_smoothing_leaves_the_fp32_graph_s_answers_unchanged(tiny_model, tmp_path):
+    """SmoothQuant's scales moved into the weights give the same fp32 logits; its int8
+    graph runs and stays near them."""
+    import onnxruntime
+
+    from socialcare.runtime.tokens import TokenBatcher
+    from training.export import CHECK_TEXTS, _encoder_matmuls
+    from training.smoothquant import input_maxima, quantize_int8_smooth, smooth
+
+    directory = tiny_model[0]
+    info = json.loads((directory / INFO_FILE).read_text())
+    fp32 = directory / ONNX_FILES[ONNX_FP32]
+    matmuls = _encoder_matmuls(fp32)
+    tokens = TokenBatcher.for_model(directory, info)
+    ids, _ = tokens.encode(list(CHECK_TEXTS))
+    batches = [(input_ids, mask) for _, input_ids, mask in tokens.batches(ids, batch_size=4)]
+    maxima = input_maxima(fp32, matmuls, batches)
+    assert len(maxima) < len(matmuls)  # Q, K and V share their input: one scale for three
+    smoothed = tmp_path / "smoothed.onnx"
+    smooth(fp32, smoothed, matmuls, maxima, alpha=0.8)
+
+    def logits(path: Path) -> list[np.ndarray]:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return [
+            np.concatenate(outputs)
+            for outputs in zip(
+                *(session.run(None, {"input_ids": i, "attention_mask": m}) for i, m in batches),
+                strict=True,
+            )
+        ]
+
+    for before, after in zip(logits(fp32), logits(smoothed), strict=True):
+        np.testing.assert_allclose(after, before, atol=1e-4)
+    int8 = tmp_path / "int8.onnx"
+    record = quantize_int8_smooth(directory, info, fp32, int8, CHECK_TEXTS)
+    assert record["quantised"] == f"{len(matmuls)} encoder MatMuls"
+    for before, after in zip(logits(fp32), logits(int8), strict=True):
+        assert np.abs(after - before).max() < 1.0
