@@ -16,7 +16,13 @@ and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same ru
 - dynamic, FFN output in fp32: the same, leaving out the 12 feed-forward output
   MatMuls, whose inputs have the strongest per-token outliers;
 - block-wise: MatMulNBits, 8 bits, blocks of 128 input channels, activations int8 per
-  token and block (what training now exports, `_quantize_int8`).
+  token and block;
+- SmoothQuant (training/smoothquant.py), α 0.5 and 0.8: per-channel scales from the
+  validation posts' activations move the outliers into the weights, then the dynamic
+  per-tensor kernel.
+
+Each row also shows the quality gate (training.runtimes.gate: against torch fp32 on
+validation ∪ test, ≤ 1.0 point per language and head, ≤ 2% flipped decisions).
 
 Results: benchmarks/results/int8_variants.{json,md}.
 """
@@ -66,21 +72,35 @@ def block_wise(fp32: Path, target: Path) -> None:
     _quantize_int8(fp32, target)
 
 
+def smoothquant(alpha: float):
+    """SmoothQuant scales from the validation posts, then the per-tensor dynamic kernel."""
+
+    def build(fp32: Path, target: Path, source: Path, calibration: list[str]) -> None:
+        from training.smoothquant import quantize_int8_smooth
+
+        info = json.loads((source / "socialcare.json").read_text(encoding="utf-8"))
+        quantize_int8_smooth(source, info, fp32, target, calibration, alpha)
+
+    return build
+
+
 VARIANTS = {
-    "dynamic, per-tensor activations": dynamic,
-    "dynamic, FFN output kept fp32": lambda fp32, target: dynamic(fp32, target, True),
-    "block-wise (MatMulNBits, served candidate)": block_wise,
+    "dynamic, per-tensor activations": lambda fp32, target, *_: dynamic(fp32, target),
+    "dynamic, FFN output kept fp32": lambda fp32, target, *_: dynamic(fp32, target, True),
+    "block-wise (MatMulNBits)": lambda fp32, target, *_: block_wise(fp32, target),
+    "SmoothQuant α 0.5 + dynamic": smoothquant(0.5),
+    "SmoothQuant α 0.8 + dynamic": smoothquant(0.8),
 }
 
 
-def with_int8(source: Path, scratch: Path, build) -> Path:
+def with_int8(source: Path, scratch: Path, build, calibration: list[str]) -> Path:
     """A copy of the model directory (links) whose model.int8.onnx is built by ``build``."""
     copy = scratch / "model"
     copy.mkdir()
     for item in source.iterdir():
         if item.name != ONNX_FILES[ONNX_INT8]:
             (copy / item.name).symlink_to(item)
-    build(source / ONNX_FILES[ONNX_FP32], copy / ONNX_FILES[ONNX_INT8])
+    build(source / ONNX_FILES[ONNX_FP32], copy / ONNX_FILES[ONNX_INT8], source, calibration)
     return copy
 
 
@@ -91,7 +111,7 @@ def main(argv=None) -> int:
 
     from socialcare.core.arrays import encode_posts
     from socialcare.runtime.resolver import resolve_model
-    from training.runtimes import compare_runtimes, score_table, worst_drop
+    from training.runtimes import compare_runtimes, gate, score_table, worst_drop
 
     ref = resolve_model(args.model)
     tag, source = ref.tag, ref.directory
@@ -111,12 +131,14 @@ def main(argv=None) -> int:
     for name, build in VARIANTS.items():
         print(f"{name}...", flush=True)
         with tempfile.TemporaryDirectory() as scratch:
-            directory = with_int8(source, Path(scratch), build)
+            directory = with_int8(source, Path(scratch), build, validation.texts)
             int8 = Predictor(directory, runtime=ONNX_INT8)
             int8.decision = fp32.decision  # flips under the same thresholds as fp32
             logits = int8.logits(texts)
             decisions = int8.decide(*logits, langs)
-            compared = score_table(compare_runtimes(directory, splits, (TORCH, ONNX_INT8)))
+            calibrated = compare_runtimes(directory, splits, (TORCH, ONNX_INT8))
+            compared = score_table(calibrated)
+            verdict = gate(calibrated, splits)[ONNX_INT8]
             rows[name] = {
                 "max_abs_logit_diff": float(
                     max(np.abs(logits[i] - reference[i]).max() for i in (0, 1))
@@ -130,6 +152,7 @@ def main(argv=None) -> int:
                     for split in ("validation", "test")
                     for drop in [worst_drop(compared, ONNX_INT8, split)]
                 },
+                "gate": verdict,
                 "speed": speed(int8, texts),
             }
         print(json.dumps(rows[name], indent=1), flush=True)
@@ -140,19 +163,24 @@ def main(argv=None) -> int:
         f"Int8 variants of {tag}, {meta['date']}; {len(texts)} posts (seed validation + test).",
         "",
         "| variant | max abs logit diff vs fp32 | flipped intent labels / sentiments "
-        "| worst macro-F1 loss, validation | worst loss, test | texts/s (× fp32) | one post p50 |",
-        "|---|---|---|---|---|---|---|",
+        "| worst macro-F1 loss, validation | worst loss, test "
+        "| gate on validation ∪ test: loss, intent / sentiment flips | passes "
+        "| texts/s (× fp32) | one post p50 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         pace = row["speed"]
-        cells = ["-", "-", "-", "-"]
+        cells = ["-"] * 6
         if "worst_drop" in row:
-            drops = row["worst_drop"]
+            drops, verdict = row["worst_drop"], row["gate"]
             cells = [
                 f"{row['max_abs_logit_diff']:.2f}",
                 f"{row['flipped_intent_labels']} / {row['flipped_sentiments']}",
                 f"{100 * drops['validation']['points']:.2f} ({drops['validation']['where']})",
                 f"{100 * drops['test']['points']:.2f} ({drops['test']['where']})",
+                f"{100 * verdict['worst_loss']:.2f}, {verdict['intent_flips']:.2%} / "
+                f"{verdict['sentiment_flips']:.2%}",
+                "yes" if verdict["passed"] else "no",
             ]
         lines.append(
             f"| {name} | {' | '.join(cells)} | {pace['texts_per_s_32']:.0f} "
