@@ -5,9 +5,9 @@ and that may be locked, read-only or on a full disk. A prediction must be served
 and the posts it flagged must not be lost silently. So ``ReviewWriter``:
 
 - writes with a short busy timeout (a locked file costs a request at most that long);
-- on failure keeps the posts in memory (a bounded backlog), logs the error (never the
-  text), counts it on /metrics, and tries again at most once per ``RETRY_S``, at the next
-  flagged post, with the whole backlog, oldest first;
+- on failure keeps the posts in memory (a bounded backlog), logs the outage once (never
+  the text), counts each failed write on /metrics, and tries again with the whole
+  backlog, oldest first, every ``RETRY_S`` (a timer, so also when no post is flagged);
 - past ``max_backlog`` posts drops the oldest and counts them (socialcare_review_dropped).
 
 A write in progress is never waited for: a post flagged meanwhile joins the backlog.
@@ -56,6 +56,7 @@ class ReviewWriter:
         self._lock = threading.Lock()  # guards the fields below, never held while writing
         self._writing = False
         self._retry_at = 0.0
+        self._failing_since: float | None = None  # when the current outage began
         self.metrics = service_metrics()
         self.metrics.review_backlog.set(0)
         try:  # opened now if it can be, so that a problem shows in the start-up log
@@ -70,39 +71,64 @@ class ReviewWriter:
         with self._lock:
             self._backlog.extend(items)
             self._drop_overflow()
-            if self._writing or time.monotonic() < self._retry_at:
-                self.metrics.review_backlog.set(len(self._backlog))
+            self.metrics.review_backlog.set(len(self._backlog))
+            if not self._backlog or self._writing or time.monotonic() < self._retry_at:
                 return
             self._writing = True
-            batch = list(self._backlog)
-            self._backlog.clear()
-        try:
-            self._store(batch)
-        except (sqlite3.Error, OSError) as err:
-            kind = failure_kind(err)
-            self.metrics.review_queue_errors.labels(kind=kind).inc()
-            if self._queue is not None:
-                # Reopened at the next attempt: a connection opened while the file system
-                # was read-only stays read-only after it is writable again.
-                self._queue.close()
+        # Until the backlog is empty: posts flagged while a write is in progress join the
+        # backlog, and this thread writes them too.
+        while True:
             with self._lock:
-                self._backlog.extendleft(reversed(batch))  # oldest first again
-                self._drop_overflow()
-                self._retry_at = time.monotonic() + RETRY_S
-                self._writing = False
-                waiting = len(self._backlog)
-                self.metrics.review_backlog.set(waiting)
-            # sqlite's messages ("database is locked") never contain a post's text.
-            logger.warning(
-                "review queue %s not writable (%s: %s): %d flagged posts kept in memory",
-                self.path, kind, err, waiting,
-            )  # fmt: skip
-            return
+                batch = list(self._backlog)
+                self._backlog.clear()
+                if not batch:
+                    self._writing = False
+                    self.metrics.review_backlog.set(0)
+                    return
+            try:
+                self._store(batch)
+            except (sqlite3.Error, OSError) as err:
+                self._failed(batch, err)
+                return
+            self._written(batch)
+
+    def _failed(self, batch: list[ReviewItem], err: Exception) -> None:
+        kind = failure_kind(err)
+        self.metrics.review_queue_errors.labels(kind=kind).inc()
+        if self._queue is not None:
+            # Reopened at the next attempt: a connection opened while the file system was
+            # read-only stays read-only after it is writable again.
+            self._queue.close()
         with self._lock:
+            self._backlog.extendleft(reversed(batch))  # oldest first again
+            self._drop_overflow()
+            self._retry_at = time.monotonic() + RETRY_S
             self._writing = False
             self.metrics.review_backlog.set(len(self._backlog))
-        if len(batch) > len(items):
-            logger.info("review queue writable again: %d kept posts queued", len(batch))
+            outage_starts = self._failing_since is None
+            if outage_starts:
+                self._failing_since = time.monotonic()
+        if outage_starts:  # once per outage, not once per retry
+            # sqlite's messages ("database is locked") never contain a post's text.
+            logger.warning(
+                "review queue %s not writable (%s: %s): flagged posts kept in memory and "
+                "retried every %g s", self.path, kind, err, RETRY_S,
+            )  # fmt: skip
+        # Retried even if no post is flagged meanwhile (a quiet night); a little after
+        # RETRY_S, so that the retry is never refused as too early.
+        retry = threading.Timer(RETRY_S * 1.05, self.add, args=([],))
+        retry.daemon = True
+        retry.start()
+
+    def _written(self, batch: list[ReviewItem]) -> None:
+        with self._lock:
+            outage = self._failing_since
+            self._failing_since = None
+        if outage is not None:
+            logger.info(
+                "review queue %s writable again after %.0f s: %d kept posts queued",
+                self.path, time.monotonic() - outage, len(batch),
+            )  # fmt: skip
 
     def _store(self, batch: list[ReviewItem]) -> None:
         if self._queue is None:  # it could not be opened at start

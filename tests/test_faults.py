@@ -33,6 +33,14 @@ def ids(queue: ReviewQueue) -> list[str]:
     return [entry.post_id for entry in queue.pending(after=0)]
 
 
+def written(writer: ReviewWriter) -> bool:
+    """Whether the writer's kept posts reach the queue within a few retries."""
+    deadline = time.monotonic() + 10 * RETRY_S
+    while writer.waiting() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return writer.waiting() == 0
+
+
 def test_a_locked_queue_costs_a_second_and_loses_nothing(tmp_path):
     path = tmp_path / "queue.sqlite"
     writer = ReviewWriter(path)
@@ -50,8 +58,23 @@ def test_a_locked_queue_costs_a_second_and_loses_nothing(tmp_path):
     blocker.close()
     time.sleep(RETRY_S)
     writer.add([item(4)])
-    assert writer.waiting() == 0
+    assert written(writer)
     assert ids(ReviewQueue(path)) == [f"p-{n}" for n in range(5)]  # all, oldest first
+
+
+def test_kept_posts_are_written_without_waiting_for_the_next_flagged_one(tmp_path):
+    """A quiet night: the queue comes back and no post is flagged; the retry timer still
+    writes what was kept."""
+    path = tmp_path / "queue.sqlite"
+    writer = ReviewWriter(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writer.add([item(1)])
+    assert writer.waiting() == 1
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert written(writer)
+    assert ids(ReviewQueue(path)) == ["p-1"]
 
 
 @pytest.mark.parametrize(
@@ -73,6 +96,7 @@ def test_an_unwritable_queue_keeps_posts_until_it_is_writable(tmp_path, monkeypa
     monkeypatch.setattr(ReviewQueue, "add", real_add)
     time.sleep(RETRY_S)
     writer.add([item(2)])
+    assert written(writer)
     assert ids(ReviewQueue(path)) == ["p-1", "p-2"]
 
 
