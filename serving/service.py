@@ -113,6 +113,8 @@ class Front:
         if self.policy.review_rate is not None:  # what the review-rate alert compares with
             self.metrics.review_rate_target.set(self.policy.review_rate)
         self._warmed_up = False
+        # Requests of this worker now waiting for the classifier (one event loop: no lock).
+        self._waiting_for_model = 0
         logger.info(
             "serving model %s with policy %s (%s); review band %.3f (%s); review queue %s",
             self.model_tag,
@@ -162,11 +164,16 @@ class Front:
         # is safe and turns a spurious 500 into a normal answer.
         import aiohttp
 
+        # Large requests, and any request while no other is waiting for the model, skip
+        # the batching queue: its window (about 10 ms) only pays when it gathers posts of
+        # several concurrent requests (benchmarks/results/request_profile.md).
+        alone = self._waiting_for_model == 0
         classify = (
             self.classifier.to_async.classify_request
-            if len(posts) >= DIRECT_MIN_POSTS
+            if len(posts) >= DIRECT_MIN_POSTS or alone
             else self.classifier.to_async.classify
         )
+        self._waiting_for_model += 1
         try:
             try:
                 return await classify(posts)
@@ -183,6 +190,8 @@ class Front:
                 raise
             logger.warning("classifier unavailable (%s): answering 503", type(err).__name__)
             raise ServiceUnavailable("the classifier cannot answer now; retry") from None
+        finally:
+            self._waiting_for_model -= 1
 
     def _decide(self, post, answer: Answer, received_at: datetime) -> PostPrediction:
         action = self.policy.decide(

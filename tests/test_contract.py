@@ -171,6 +171,7 @@ def test_the_classifier_down_is_a_retryable_503(spec):
 
     front = Front.__new__(Front)
     front.classifier = DeadClassifier()
+    front._waiting_for_model = 0
     with pytest.raises(ServiceUnavailable):
         asyncio.run(front._classify([]))
 

@@ -386,3 +386,40 @@ def test_request_limits_come_from_the_settings(settings):
     assert schema["properties"]["posts"]["maxItems"] == 2
     assert schema["$defs"]["ApiPost"]["properties"]["text"]["maxLength"] == 10
     assert settings.max_posts == 256 and settings.max_text_chars == 5000  # the defaults
+
+
+def test_a_post_alone_skips_the_batching_queue_and_concurrent_ones_share_it():
+    """One request at a time goes straight to the model (the batching window would only
+    add its wait); posts of concurrent small requests are batched."""
+    import asyncio
+
+    from serving.service import Front
+
+    calls = []
+
+    class Classifier:
+        class to_async:  # noqa: N801 - BentoML's name
+            @staticmethod
+            async def classify(posts):
+                calls.append("batched")
+                await asyncio.sleep(0.01)
+                return posts
+
+            @staticmethod
+            async def classify_request(posts):
+                calls.append("direct")
+                await asyncio.sleep(0.01)
+                return posts
+
+    front = Front.__new__(Front)
+    front.classifier = Classifier()
+    front._waiting_for_model = 0
+
+    async def requests():
+        await front._classify(["one"])
+        await asyncio.gather(*(front._classify([n]) for n in range(3)))
+        await front._classify(["x"] * DIRECT_MIN_POSTS)
+
+    asyncio.run(requests())
+    assert calls == ["direct", "direct", "batched", "batched", "direct"]
+    assert front._waiting_for_model == 0
