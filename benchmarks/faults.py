@@ -21,7 +21,6 @@ Prints and writes benchmarks/results/faults.{md,json}.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -39,6 +38,8 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from results_io import write_results  # noqa: E402  (same folder)
 
 from serving.child import ServiceProcess  # noqa: E402
 from serving.client import SocialCareClient  # noqa: E402
@@ -318,10 +319,7 @@ def main() -> int:
         f"{log.count('Traceback')} tracebacks.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".md").write_text(text, encoding="utf-8")
-    RESULTS.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    write_results(RESULTS, text, rows)
     measured = [row for row in rows if "skipped" not in row]
     five_hundreds = any(key.endswith(": 500") for row in measured for key in row["callers_saw"])
     ok = all(r["lost"] == 0 and r["client_failures_after_retries"] == 0 for r in measured)

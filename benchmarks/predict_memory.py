@@ -25,6 +25,8 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import write_results  # noqa: E402  (same folder)
+
 from socialcare.core import paths  # noqa: E402
 from socialcare.core.records import load_posts  # noqa: E402
 
@@ -106,12 +108,7 @@ def main() -> int:
         f"(limit +{GROWTH_LIMIT:.0%}): {'bounded' if growth <= GROWTH_LIMIT else '**grows**'}.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".md").write_text(text, encoding="utf-8")
-    RESULTS.with_suffix(".json").write_text(
-        json.dumps({"model": model, "rows": rows, "growth": growth}, indent=1), encoding="utf-8"
-    )
+    write_results(RESULTS, text, {"model": model, "rows": rows, "growth": growth})
     ok = growth <= GROWTH_LIMIT and all(row["written"] == row["posts"] for row in rows)
     return 0 if ok else 1
 

@@ -33,6 +33,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import write_results  # noqa: E402  (same folder)
+
 from serving.child import ServiceProcess  # noqa: E402
 from socialcare.core import paths  # noqa: E402
 from socialcare.core.records import load_posts  # noqa: E402
@@ -227,13 +229,7 @@ def main() -> int:
     stages = in_process(ref.directory, ref.tag, posts)
     http = over_http(ref.tag, posts)
     text = report(ref.tag, stages, http, len(posts))
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".md").write_text(text, encoding="utf-8")
-    RESULTS.with_suffix(".json").write_text(
-        json.dumps({"model": ref.tag, "in_process_ms": stages, "http": http}, indent=1),
-        encoding="utf-8",
-    )
+    write_results(RESULTS, text, {"model": ref.tag, "in_process_ms": stages, "http": http})
     return 0
 
 

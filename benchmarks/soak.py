@@ -34,6 +34,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import write_results  # noqa: E402  (same folder)
+
 from serving.child import ServiceProcess  # noqa: E402
 from socialcare.core import paths  # noqa: E402
 from socialcare.core.limits import MAX_BODY_BYTES  # noqa: E402
@@ -217,10 +219,7 @@ def main() -> int:
     model = resolve_model(None if args.model == "production" else args.model).tag
     result = run(model, args.minutes, args.concurrency, args.bad_rate)
     text = report(result)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".md").write_text(text, encoding="utf-8")
-    RESULTS.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_results(RESULTS, text, result)
     passed = (
         result["server_errors"] == 0
         and result["transport_failures"] == 0
