@@ -65,3 +65,65 @@ def test_adapt_continues_the_model_on_the_rounds_and_records_where_it_came_from(
 def test_adapt_refuses_without_rounds(parent, tmp_path, capsys):
     assert main(["adapt", "--model", parent[0], "--labelled-dir", str(tmp_path)]) != 0
     assert "no reviewers' round files" in capsys.readouterr().err
+
+
+def test_cached_lower_layers_then_the_top_give_the_models_own_logits(parent):
+    """Adapting runs the frozen layers once and the top from their states: together
+    they must compute what the whole model computes, whatever the split point."""
+    from socialcare.core.arrays import encode_posts
+    from socialcare.runtime.model import IntentSentimentModel
+    from socialcare.runtime.predictor import Predictor
+    from socialcare.runtime.tokens import TokenBatcher
+    from training.adapt import FrozenStates, frozen_logits
+
+    _, directory = parent
+    posts = load_posts([paths.seed_split("validation")])[:24]
+    arrays = encode_posts(posts)
+    predictor = Predictor(directory, runtime="torch")
+    expected = predictor.logits(arrays.texts, arrays.parents)
+    model = IntentSentimentModel.load(directory)
+    tokens = TokenBatcher.for_model(directory, predictor.info)
+    for frozen in (0, 1, 2):  # the tiny backbone has 2 layers
+        states = FrozenStates(model, tokens, arrays, frozen)
+        intent, sentiment = frozen_logits(model, frozen, states)
+        assert abs(intent - expected[0]).max() < 1e-4, frozen
+        assert abs(sentiment - expected[1]).max() < 1e-4, frozen
+
+
+def review_round(folder, count: int = 40):
+    posts = load_posts([paths.seed_split("train")])[500 : 500 + count]
+    for post in posts:
+        label = make_label(post.id, post.text, post.lang, post.labels or [], post.sentiment,
+                           "anna", "review-queue")  # fmt: skip
+        append_label(round_path(1, folder), label)
+    return folder
+
+
+def test_adapt_chooses_the_reviewed_weight_on_the_held_out_reviewed_posts(parent, tmp_path):
+    tag, parent_dir = parent
+    rounds = review_round(tmp_path / "labelled")
+    output = tmp_path / "adapted"
+    args = ["adapt", "--model", str(parent_dir), "--labelled-dir", str(rounds)]
+    assert main([*args, "--output", str(output), "--replay", "60", "--no-register"]) == 0
+    adapted = json.loads((output / "socialcare.json").read_text())["adapted"]
+    tried = adapted["reviewed_weight"]["tried"]
+    assert [t["reviewed_weight"] for t in tried] == [1.0, 2.0, 4.0, 8.0]
+    best = max(t["reviewed_score"] for t in tried)
+    first_best = next(t["reviewed_weight"] for t in tried if t["reviewed_score"] == best)
+    assert adapted["reviewed_weight"]["chosen"] == first_best
+    # Heads only by default: the whole encoder is the parent's, the heads learnt.
+    before = load_file(parent_dir / "model.safetensors")
+    after = load_file(output / "model.safetensors")
+    assert all((after[k] == before[k]).all() for k in after)
+    heads = load_file(parent_dir / "heads.safetensors"), load_file(output / "heads.safetensors")
+    assert any(not (heads[1][k] == heads[0][k]).all() for k in heads[0])
+
+    # A weight given is the only one trained.
+    output = tmp_path / "given"
+    assert main([*args, "--output", str(output), "--replay", "60", "--no-register",
+                 "--reviewed-weight", "3"]) == 0  # fmt: skip
+    adapted = json.loads((output / "socialcare.json").read_text())["adapted"]
+    assert adapted["reviewed_weight"] == {
+        "chosen": 3.0,
+        "tried": [{"reviewed_weight": 3.0, "reviewed_score": None}],
+    }

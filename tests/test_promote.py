@@ -220,6 +220,9 @@ def test_reviewed_posts_weigh_more_and_a_share_is_held_out_for_the_decision(tmp_
     assert all(trained[p.id] == 4.0 for p in seed[:40] if p.id not in held)
     assert all(trained[p.id] == 1.0 for p in seed[40:])
     assert len(data.posts) == len(seed) - len(held)
+    assert {p.id for p, r in zip(data.posts, data.reviewed_rows, strict=True) if r} == (
+        {p.id for p in seed[:40]} - held
+    )
 
     # Training fits the decision on validation plus the held-out reviewed posts, and
     # scores them apart.

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from socialcare.core import paths
 from socialcare.core.limits import MAX_LENGTH
 from socialcare.core.options import option
@@ -51,10 +53,11 @@ class TrainOptions:
         True, help="also train on every reviewers' round file in --labelled-dir"
     )
     labelled_dir: Path = option(paths.LABELLED_DIR, help="folder of the labelled round files")
-    reviewed_weight: float = option(
+    reviewed_weight: float | None = option(
         1.0,
         help="how much a post from a reviewers' round counts in training against a post of "
-        "the --train files (the weight that suits a new page is not chosen yet: issue 13)",
+        "the --train files (socialcare adapt chooses it on held-out reviewed posts; "
+        "benchmarks/results/learning_curve.md shows what it chose)",
     )
     reviewed_holdout: float = option(
         0.25,
@@ -116,7 +119,9 @@ class TrainOptions:
     register: bool = option(True, help="register the trained model in the BentoML model store")
     name: str = option(MODEL_NAME, help="model name in the store")
     parent: str | None = option(
-        None, help="registered tag of the model --base-model continues (set by socialcare adapt)"
+        None,
+        help="registered tag (or directory) of the model --base-model continues: only its "
+        "layers above --frozen-layers and its heads learn (set by socialcare adapt)",
     )
 
     def learning_rates(self) -> list[tuple[float, float]]:
@@ -189,7 +194,8 @@ class TrainOptions:
             reviewed = [post for post in reviewed if _share_of(post.id) >= self.reviewed_holdout]
         return TrainingData(
             posts=[*base, *reviewed],
-            weights=[1.0] * len(base) + [self.reviewed_weight] * len(reviewed),
+            weights=[1.0] * len(base) + [self.reviewed_weight or 1.0] * len(reviewed),
+            reviewed_rows=np.arange(len(base) + len(reviewed)) >= len(base),
             reviewed_held_out=kept_out,
         )
 
@@ -205,6 +211,7 @@ def _share_of(post_id: str) -> float:
 class TrainingData:
     posts: list[Post]
     weights: list[float]  # one per post: 1, or --reviewed-weight for reviewed posts
+    reviewed_rows: np.ndarray  # (posts,) bool: the post comes from a reviewers' round
     reviewed_held_out: list[Post]  # fit the decision beside validation; judge candidates
 
 

@@ -57,8 +57,15 @@ def default_text_prefix(base_model: str) -> str:
     return "query: " if "e5" in base_model.lower() else ""
 
 
-def fit(opts: TrainOptions, train: LabelArrays, validation: LabelArrays, output: Path) -> dict:
+def fit(
+    opts: TrainOptions, splits: dict[str, LabelArrays], data: TrainingData, output: Path
+) -> dict:
     """Train the model into ``output``; return what socialcare.json must record about it."""
+    train, validation = splits["train"], splits[VALIDATION]
+    if opts.parent is not None:  # socialcare adapt: the parent's top layers learn the rounds
+        from training.adapt import fit_adapted
+
+        return fit_adapted(opts, splits, data.reviewed_rows, output)
     if opts.kind == "baseline":
         from training.baseline import fit_baseline, save_baseline
 
@@ -191,7 +198,7 @@ def train(opts: TrainOptions) -> TrainResult:
     held_out = {split: arrays for split, arrays in splits.items() if split != "train"}
     print(", ".join(f"{split}: {len(arrays.texts)} posts" for split, arrays in splits.items()))
 
-    info = fit(opts, splits["train"], held_out[VALIDATION], output)
+    info = fit(opts, splits, data, output)
     info |= {"labels": model_labels(), "trained_heads": trained_heads(splits["train"])}
     info, served, parity = choose_served_runtime(opts, output, info, held_out)
     if "test" in held_out:

@@ -112,6 +112,25 @@ class Decision:
             rows.append([table[intent] for intent in INTENTS])
         return np.asarray(rows, dtype=float).reshape(len(rows), len(INTENTS))
 
+    def decide(
+        self,
+        intent_logits: np.ndarray,
+        sentiment_logits: np.ndarray,
+        langs: Sequence[str | None],
+        truncated: np.ndarray | None = None,
+    ) -> "Predictions":
+        """Calibrated probabilities and labels of N posts' logits (``langs`` pick each
+        post's thresholds; ``truncated``: which texts the model read only in part)."""
+        intent_prob = self.intent_probs(intent_logits)
+        thresholds = self.threshold_matrix(langs)
+        return Predictions(
+            intent_prob,
+            intent_prob >= thresholds,
+            self.sentiment_probs(sentiment_logits),
+            thresholds,
+            np.zeros(len(intent_prob), dtype=bool) if truncated is None else truncated,
+        )
+
 
 @dataclass
 class Predictions:
@@ -279,15 +298,7 @@ class Predictor:
         langs: Sequence[str | None],
         truncated: np.ndarray | None = None,
     ) -> Predictions:
-        intent_prob = self.decision.intent_probs(intent_logits)
-        thresholds = self.decision.threshold_matrix(langs)
-        return Predictions(
-            intent_prob,
-            intent_prob >= thresholds,
-            self.decision.sentiment_probs(sentiment_logits),
-            thresholds,
-            np.zeros(len(intent_prob), dtype=bool) if truncated is None else truncated,
-        )
+        return self.decision.decide(intent_logits, sentiment_logits, langs, truncated)
 
 
 def baseline_logits(pipelines: dict, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ alone.
 """
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +48,17 @@ class TokenBatcher:
 
     @classmethod
     def for_model(cls, directory: Path, info: dict) -> "TokenBatcher":
-        """The tokenisation a fine-tuned model directory was trained with (its socialcare.json)."""
-        from transformers import AutoTokenizer
+        """The tokenisation a fine-tuned model directory was trained with (its socialcare.json).
 
-        return cls(
-            AutoTokenizer.from_pretrained(directory),
-            prefix=info["text_prefix"],
-            max_length=int(info["max_length"]),
+        Made once per process for the same tokenizer files: loading a 250k-piece
+        vocabulary takes seconds, and training loads it for every runtime it compares.
+        """
+        directory = Path(directory).resolve()
+        stamp = tuple(
+            (path.name, path.stat().st_mtime_ns, path.stat().st_size)
+            for path in sorted(directory.glob("*token*"))
         )
+        return _batcher(directory, info["text_prefix"], int(info["max_length"]), stamp)
 
     def encode(
         self, texts: Sequence[str], parents: Sequence[str | None] | None = None
@@ -110,3 +114,12 @@ class TokenBatcher:
                 attention_mask[row, : len(ids[i])] = 1
             batches.append((index, input_ids, attention_mask))
         return batches
+
+
+@lru_cache(maxsize=8)
+def _batcher(directory: Path, prefix: str, max_length: int, stamp: tuple) -> TokenBatcher:
+    """``stamp``: the tokenizer files' names, times and sizes, so that a rewritten
+    tokenizer is loaded again. A TokenBatcher never changes once made, so sharing is safe."""
+    from transformers import AutoTokenizer
+
+    return TokenBatcher(AutoTokenizer.from_pretrained(directory), prefix, max_length)
