@@ -320,9 +320,12 @@ def targets(rows: list[dict]) -> list[str]:
             f"- wall time, adapt / full retrain at k = {top}: "
             f"{', '.join(f'{r:.2f}' for r in ratios)}: **{verdict}** (target ≤ {TARGET_TIME_RATIO})"
         )
+    import dataclasses
+
     from training.promote import PromoteOptions
 
-    tolerance = PromoteOptions().tolerance / 100
+    [field] = [f for f in dataclasses.fields(PromoteOptions) if f.name == "tolerance"]
+    tolerance = field.default / 100
     for strategy in ("random", "active"):
         for head in ("intent", "sentiment"):
             loss, n = mean_diff((0, "-", "base"), (top, strategy, "adapt"), "test", head)

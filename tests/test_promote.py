@@ -268,3 +268,20 @@ def test_the_gate_also_scores_the_reviewed_posts_the_candidate_did_not_learn(tmp
     test_checks = [c for c in entry["checks"] if not c["score"].startswith("reviewed posts: ")]
     assert reviewed_checks and test_checks  # both sets are gated
     assert "reviewed posts: intent macro-F1 all" in capsys.readouterr().out
+
+
+def test_the_reviewed_share_sets_how_much_the_new_page_weighs_in_the_decision():
+    from socialcare.core.arrays import encode_posts
+    from training.runtimes import REVIEWED, VALIDATION, decision_rows
+
+    posts = load_posts([paths.seed_split("validation")])
+    splits = {VALIDATION: encode_posts(posts[:300]), REVIEWED: encode_posts(posts[300:330])}
+    assert {s: len(r) for s, r in decision_rows(splits).items()} == {VALIDATION: 300, REVIEWED: 30}
+    half = decision_rows(splits, 0.5)
+    assert len(half[REVIEWED]) == 300 and set(half[REVIEWED]) == set(range(30))
+    quarter = decision_rows(splits, 0.25)
+    assert len(quarter[REVIEWED]) == 90  # 90 of 390: about a quarter
+    assert list(decision_rows(splits, 1.0)) == [REVIEWED]
+    assert list(decision_rows({VALIDATION: splits[VALIDATION]}, 1.0)) == [VALIDATION]
+    with pytest.raises(ValueError, match="reviewed share"):
+        decision_rows(splits, 0)

@@ -63,6 +63,11 @@ class AdaptOptions:
     reviewed_holdout: float = option(
         0.25, help="share of reviewed posts kept out of training (calibration and the gate)"
     )
+    reviewed_decision_share: float | None = option(
+        None,
+        help="share of the decision's fit the held-out reviewed posts make up (1: they "
+        "alone, for a service that sees only the new page); default: one validation post each",
+    )
     output: Path | None = option(None, help="model directory (default: artifacts/models/<run>)")
     register: bool = option(True, help="register the candidate in the model store")
 
@@ -115,6 +120,7 @@ def adapt_options(opts: AdaptOptions) -> TrainOptions:
         frozen_layers=layers - opts.trainable_layers,
         reviewed_weight=opts.reviewed_weight,
         reviewed_holdout=opts.reviewed_holdout,
+        reviewed_decision_share=opts.reviewed_decision_share,
         output=opts.output,
         register=opts.register,
         name=ref.tag.split(":")[0] if registered else MODEL_NAME,

@@ -72,6 +72,10 @@ class ThresholdRule:
     # Off by default: chosen by cross-validation on validation for the data-v2 models
     # (benchmarks/results/decision_layer.md); per language, a few hundred posts are noise.
     per_language: bool = False
+    # The share of the decision's fit that held-out reviewed posts make up (None: each
+    # counts as one validation post; 1: they alone). More follows a new page's traffic
+    # and forgets the old one's (benchmarks/results/learning_curve.md).
+    reviewed_share: float | None = None
 
 
 DEFAULT_RULE = ThresholdRule()

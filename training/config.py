@@ -64,6 +64,12 @@ class TrainOptions:
         help="share of reviewed posts kept out of training: thresholds and temperatures "
         f"are fitted on them beside validation (when {MIN_REVIEWED_TO_HOLD_OUT}+ are reviewed)",
     )
+    reviewed_decision_share: float | None = option(
+        None,
+        help="share of the decision's fit (temperatures, thresholds) the held-out reviewed "
+        "posts make up, 1 for them alone; default: each counts as a validation post. More "
+        "follows the new page's traffic and loses on the old (the promotion gate judges)",
+    )
     validation: list[Path] = option(
         [paths.seed_split("validation")],
         help="validation files: epoch choice, calibration, thresholds",
@@ -136,6 +142,7 @@ class TrainOptions:
             betas=self.threshold_betas,
             max_false_alarm_rate=self.max_false_alarm_rate,
             per_language=self.per_language_thresholds,
+            reviewed_share=self.reviewed_decision_share,
         )
 
     def train_files(self) -> list[Path]:

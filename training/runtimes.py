@@ -78,11 +78,11 @@ def calibrate(
     logits = {
         split: predictor.logits(arrays.texts, arrays.parents) for split, arrays in splits.items()
     }
-    fitted_on = [split for split in (VALIDATION, REVIEWED) if split in splits]
+    rows = decision_rows(splits, rule.reviewed_share)
     predictor.decision = fit_decision(
-        np.concatenate([logits[split][0] for split in fitted_on]),
-        np.concatenate([logits[split][1] for split in fitted_on]),
-        concat([splits[split] for split in fitted_on]),
+        np.concatenate([logits[split][0][index] for split, index in rows.items()]),
+        np.concatenate([logits[split][1][index] for split, index in rows.items()]),
+        concat([splits[split].take(index) for split, index in rows.items()]),
         rule,
     )
     predictions = {
@@ -94,6 +94,26 @@ def calibrate(
         predictions,
         {split: evaluate_predictions(splits[split], predictions[split]) for split in splits},
     )
+
+
+def decision_rows(
+    splits: Mapping[str, LabelArrays], reviewed_share: float | None = None
+) -> dict[str, np.ndarray]:
+    """Which posts the decision is fitted on, by split: validation and the held-out
+    reviewed posts, these repeated so that they make up ``reviewed_share`` of the whole
+    (None: once each; 1: they alone)."""
+    rows = {VALIDATION: np.arange(len(splits[VALIDATION].texts))}
+    if REVIEWED not in splits:
+        return rows
+    reviewed = np.arange(len(splits[REVIEWED].texts))
+    if reviewed_share is None:
+        return rows | {REVIEWED: reviewed}
+    if not 0 < reviewed_share <= 1:
+        raise ValueError(f"reviewed share must be in (0, 1], not {reviewed_share}")
+    if reviewed_share == 1:
+        return {REVIEWED: reviewed}
+    times = reviewed_share / (1 - reviewed_share) * len(rows[VALIDATION]) / len(reviewed)
+    return rows | {REVIEWED: np.tile(reviewed, max(1, round(times)))}
 
 
 def compare_runtimes(
