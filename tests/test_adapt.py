@@ -1,6 +1,7 @@
 """`socialcare adapt`: a trained model updated on reviewers' rounds, with its provenance."""
 
 import json
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -127,3 +128,15 @@ def test_adapt_chooses_the_reviewed_weight_on_the_held_out_reviewed_posts(parent
         "chosen": 3.0,
         "tried": [{"reviewed_weight": 3.0, "reviewed_score": None}],
     }
+
+
+def test_the_store_keeps_the_served_graph_and_the_weights_adapting_needs(parent):
+    from socialcare.runtime.predictor import ONNX_FILES
+
+    tag, directory = parent
+    served = json.loads((directory / "socialcare.json").read_text())["runtime"]
+    stored = {p.name for p in Path(registry.get_model(tag).path).iterdir()}
+    assert set(ONNX_FILES.values()) <= {p.name for p in directory.iterdir()}  # training's own
+    for runtime, name in ONNX_FILES.items():
+        assert (name in stored) == (runtime == served), name
+    assert {"model.safetensors", "heads.safetensors", "tokenizer.json"} <= stored

@@ -23,13 +23,41 @@ STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)
 def register(
     model_dir: Path, labels: dict[str, str], metadata: dict, name: str = MODEL_NAME
 ) -> str:
-    """Copy a trained model directory into the store as a candidate; return ``name:version``."""
+    """Copy a trained model directory into the store as a candidate; return ``name:version``.
+
+    Exported graphs the model is not served on stay behind (`unserved_files`): an ONNX
+    copy of the encoder is about 400 MB. The training's own directory keeps every file.
+    """
     import bentoml
 
+    skipped = unserved_files(model_dir)
     with bentoml.models.create(name, labels=labels, metadata=_storable(metadata)) as model:
-        shutil.copytree(model_dir, model.path, dirs_exist_ok=True)
+        shutil.copytree(
+            model_dir,
+            model.path,
+            dirs_exist_ok=True,
+            ignore=lambda folder, names: [
+                name for name in names if Path(folder, name).resolve() in skipped
+            ],
+        )
         _write_stage(Path(model.path), {"stage": CANDIDATE})
     return str(model.tag)
+
+
+def unserved_files(model_dir: Path) -> set[Path]:
+    """The exported graphs of a fine-tuned model other than the one it is served on.
+
+    The torch weights are kept whichever runtime serves: `socialcare adapt` continues
+    from them. A model without a recorded runtime keeps everything.
+    """
+    from socialcare.runtime.predictor import INFO_FILE, ONNX_FILES
+
+    info = json.loads((Path(model_dir) / INFO_FILE).read_text(encoding="utf-8"))
+    served = info.get("runtime")
+    if info.get("kind") != "finetune" or served is None:
+        return set()
+    directory = Path(model_dir).resolve()
+    return {directory / name for runtime, name in ONNX_FILES.items() if runtime != served}
 
 
 def list_models(name: str = MODEL_NAME) -> list:
