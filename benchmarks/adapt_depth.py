@@ -40,7 +40,7 @@ def main() -> int:
 
     import numpy as np
 
-    from socialcare.core.arrays import concat, encode_posts
+    from socialcare.core.arrays import encode_posts
     from socialcare.core.evaluation import evaluate_predictions
     from socialcare.core.records import load_posts
     from socialcare.runtime.model import IntentSentimentModel
@@ -54,7 +54,7 @@ def main() -> int:
         reviewed_score,
         train_top,
     )
-    from training.calibration import fit_decision
+    from training.runtimes import fit_decision_on
 
     base, rounds = args.fold / "base", args.fold / "rounds-200-random"
     if not (base / "socialcare.json").exists() or not rounds.exists():
@@ -96,13 +96,7 @@ def main() -> int:
             seconds = time.monotonic() - started
             rule = opts.threshold_rule()
             logits = {name: frozen_logits(model, frozen, states[name]) for name in sets}
-            fitted = ("validation", "reviewed")
-            decision = fit_decision(
-                np.concatenate([logits[n][0] for n in fitted]),
-                np.concatenate([logits[n][1] for n in fitted]),
-                concat([sets[n] for n in fitted]),
-                rule,
-            )
+            decision = fit_decision_on(logits, sets, rule)
             row = {
                 "trainable_layers": depth,
                 "epochs": epochs,

@@ -81,7 +81,7 @@ def cross_validated(predictor, logits, arrays: LabelArrays, rule: ThresholdRule,
             logits[0][fit_rows], logits[1][fit_rows], arrays.take(fit_rows), rule
         )
         langs = [arrays.langs[i] for i in held]
-        parts[fold] = (held, predictor.decide(logits[0][held], logits[1][held], langs))
+        parts[fold] = (held, predictor.decision.decide(logits[0][held], logits[1][held], langs))
     fields = {}
     for name in ("intent_prob", "intent_pred", "sentiment_prob", "thresholds", "truncated"):
         first = getattr(parts[0][1], name)
@@ -103,7 +103,7 @@ def measure(model: str | None) -> dict:
     for name, rule in VARIANTS.items():
         cv = cross_validated(predictor, logits["validation"], splits["validation"], rule)
         predictor.decision = fit_decision(*logits["validation"], splits["validation"], rule)
-        test = predictor.decide(*logits["test"], splits["test"].langs)
+        test = predictor.decision.decide(*logits["test"], splits["test"].langs)
         variants[name] = {
             "validation_cv": summary(splits["validation"], cv),
             "test": summary(splits["test"], test),
@@ -113,7 +113,9 @@ def measure(model: str | None) -> dict:
     predictor.decision = served
     per_split = {}
     for split, arrays in splits.items():
-        metrics = evaluate_predictions(arrays, predictor.decide(*logits[split], arrays.langs))
+        metrics = evaluate_predictions(
+            arrays, predictor.decision.decide(*logits[split], arrays.langs)
+        )
         per_split[split] = metrics
     return {
         "model": predictor.tag or str(predictor.directory),

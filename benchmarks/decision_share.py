@@ -6,7 +6,7 @@ For each fold of `learning_curve.py` and each adapted model at its largest k, th
 runtime's logits are computed once on validation, the reviewed posts held out of the
 model's training, the held-out groups' evaluation posts and the test split without them.
 The decision (temperatures, thresholds) is then fitted as `--reviewed-decision-share`
-would fit it (`training.runtimes.decision_rows`): each reviewed post counted once (the
+would fit it (`training.runtimes.fit_decision_on`): each reviewed post counted once (the
 default), the reviewed posts a quarter or half of the fit, or they alone. Intent macro-F1
 on the new page (the groups) and on the old one (the test split): one set of thresholds
 for both languages' traffic cannot follow one without leaving the other.
@@ -35,15 +35,13 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=200)
     args = parser.parse_args()
 
-    import numpy as np
-
-    from socialcare.core.arrays import concat, encode_posts
+    from socialcare.core.arrays import encode_posts
     from socialcare.core.evaluation import evaluate_predictions
     from socialcare.core.label_store import latest_labels
     from socialcare.core.records import load_posts
     from socialcare.runtime.predictor import Predictor
-    from training.calibration import fit_decision
-    from training.runtimes import REVIEWED, VALIDATION, decision_rows
+    from training.calibration import ThresholdRule
+    from training.runtimes import REVIEWED, VALIDATION, fit_decision_on
 
     rows = []
     for fold in sorted(args.work.glob("fold-*")):
@@ -62,12 +60,7 @@ def main() -> int:
             predictor = Predictor(model_dir)
             logits = {name: predictor.logits(a.texts, a.parents) for name, a in sets.items()}
             for share in SHARES:
-                index = decision_rows(sets, share)
-                decision = fit_decision(
-                    np.concatenate([logits[s][0][i] for s, i in index.items()]),
-                    np.concatenate([logits[s][1][i] for s, i in index.items()]),
-                    concat([sets[s].take(i) for s, i in index.items()]),
-                )
+                decision = fit_decision_on(logits, sets, ThresholdRule(reviewed_share=share))
                 row = {"fold": fold.name, "model": model_dir.name, "share": share}
                 for name in ("sv", "it", "test"):
                     predictions = decision.decide(*logits[name], sets[name].langs)

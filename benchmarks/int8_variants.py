@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     fp32 = Predictor(source, runtime=ONNX_FP32)
     reference = fp32.logits(texts)
     langs = validation.langs + test.langs
-    reference_decisions = fp32.decide(*reference, langs)
+    reference_decisions = fp32.decision.decide(*reference, langs)
     rows = {"onnx fp32 (reference)": {"speed": speed(fp32, texts)}}
     for name, build in VARIANTS.items():
         print(f"{name}...", flush=True)
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
             int8 = Predictor(directory, runtime=ONNX_INT8)
             int8.decision = fp32.decision  # flips under the same thresholds as fp32
             logits = int8.logits(texts)
-            decisions = int8.decide(*logits, langs)
+            decisions = int8.decision.decide(*logits, langs)
             calibrated = compare_runtimes(directory, splits, (TORCH, ONNX_INT8))
             compared = score_table(calibrated)
             verdict = gate(calibrated, splits)[ONNX_INT8]

@@ -85,12 +85,12 @@ def in_process(model_dir: Path, tag: str, posts: list) -> dict[str, list[float]]
         stages["model (TF-IDF baseline)"] = timed(lambda t: predictor.logits([t]), texts)
     logits = [predictor._forward([t]) for t in texts]
     stages["decision (temperatures, thresholds)"] = timed(
-        lambda out: predictor.decide(out[0], out[1], ["sv"], out[2]), logits
+        lambda out: predictor.decision.decide(out[0], out[1], ["sv"], out[2]), logits
     )
     now = moment.now(UTC)
 
     def decide(t: str) -> None:
-        predictions = predictor.decide(*predictor._forward([t])[:2], ["sv"])
+        predictions = predictor.decision.decide(*predictor._forward([t])[:2], ["sv"])
         one = answer(predictions, 0, None, "sv")
         action = policy.decide(labels=one.labels, sentiment=one.sentiment.label, text=t,
                                created_at=None, received_at=now)  # fmt: skip

@@ -306,7 +306,6 @@ def fit_adapted(opts: TrainOptions, splits: dict, reviewed_rows: np.ndarray, out
     parent, and the one with the best `reviewed_score` kept, the smaller on a tie; without
     held-out reviewed posts, weight 1.
     """
-    import torch
     from transformers import AutoTokenizer
 
     from socialcare.runtime.model import IntentSentimentModel
@@ -348,9 +347,8 @@ def fit_adapted(opts: TrainOptions, splits: dict, reviewed_rows: np.ndarray, out
             best = score
             kept = [{k: v.clone() for k, v in part.state_dict().items()} for part in trainable]
             chosen = weight
-    with torch.no_grad():
-        for part, saved in zip(trainable, kept, strict=True):
-            part.load_state_dict(saved)
+    for part, saved in zip(trainable, kept, strict=True):
+        part.load_state_dict(saved)
     model.eval().save(output)
     AutoTokenizer.from_pretrained(parent).save_pretrained(output)
     return {

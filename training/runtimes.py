@@ -78,15 +78,10 @@ def calibrate(
     logits = {
         split: predictor.logits(arrays.texts, arrays.parents) for split, arrays in splits.items()
     }
-    rows = decision_rows(splits, rule.reviewed_share)
-    predictor.decision = fit_decision(
-        np.concatenate([logits[split][0][index] for split, index in rows.items()]),
-        np.concatenate([logits[split][1][index] for split, index in rows.items()]),
-        concat([splits[split].take(index) for split, index in rows.items()]),
-        rule,
-    )
+    predictor.decision = fit_decision_on(logits, splits, rule)
     predictions = {
-        split: predictor.decide(*logits[split], arrays.langs) for split, arrays in splits.items()
+        split: predictor.decision.decide(*logits[split], arrays.langs)
+        for split, arrays in splits.items()
     }
     return Calibrated(
         predictor.runtime,
@@ -114,6 +109,22 @@ def decision_rows(
         return {REVIEWED: reviewed}
     times = reviewed_share / (1 - reviewed_share) * len(rows[VALIDATION]) / len(reviewed)
     return rows | {REVIEWED: np.tile(reviewed, max(1, round(times)))}
+
+
+def fit_decision_on(
+    logits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    splits: Mapping[str, LabelArrays],
+    rule: ThresholdRule = DEFAULT_RULE,
+) -> Decision:
+    """The decision fitted on validation and the held-out reviewed posts (``decision_rows``
+    with ``rule.reviewed_share``), from each split's (intent, sentiment) logits."""
+    rows = decision_rows(splits, rule.reviewed_share)
+    return fit_decision(
+        np.concatenate([logits[split][0][index] for split, index in rows.items()]),
+        np.concatenate([logits[split][1][index] for split, index in rows.items()]),
+        concat([splits[split].take(index) for split, index in rows.items()]),
+        rule,
+    )
 
 
 def compare_runtimes(

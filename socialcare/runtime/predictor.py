@@ -289,15 +289,7 @@ class Predictor:
         """Calibrated predictions; ``langs`` pick each post's thresholds, ``parents`` are the
         posts that replies answer (None where a post is no reply)."""
         intent_logits, sentiment_logits, truncated = self._forward(texts, parents)
-        return self.decide(intent_logits, sentiment_logits, langs or [None] * len(texts), truncated)
-
-    def decide(
-        self,
-        intent_logits: np.ndarray,
-        sentiment_logits: np.ndarray,
-        langs: Sequence[str | None],
-        truncated: np.ndarray | None = None,
-    ) -> Predictions:
+        langs = langs or [None] * len(texts)
         return self.decision.decide(intent_logits, sentiment_logits, langs, truncated)
 
 
