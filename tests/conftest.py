@@ -1,5 +1,7 @@
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -8,6 +10,8 @@ import pytest
 # Tests register models in a throw-away BentoML store, never in the user's (set before
 # anything imports bentoml, which reads it once).
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="socialcare-test-bentoml-")
+# Removed when the run ends: each run registers tens of MB of models there.
+atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
 
 
 @pytest.fixture
