@@ -130,6 +130,21 @@ class TrainOptions:
         "layers above --frozen-layers and its heads learn (set by socialcare adapt)",
     )
 
+    teacher: str | None = option(
+        None,
+        help="registered tag (or directory) of the fine-tuned model --base-model is: the "
+        "model trained is its student of --student-layers layers, learning its soft labels "
+        "(set by socialcare distill)",
+    )
+    student_layers: int = option(6, help="a student's transformer layers (with --teacher)")
+    distill_temperature: float = option(2.0, help="softens the logits a student learns from")
+    hard_label_weight: float = option(
+        0.5, help="share of a student's loss from the posts' labels (the rest: the teacher's)"
+    )
+    transfer_augment: int = option(
+        2, help="teacher-labelled variants per training post a student also learns from"
+    )
+
     def learning_rates(self) -> list[tuple[float, float]]:
         """(encoder, heads) learning rates to train with: one pair, or RECIPE_GRID's to
         choose from on validation when --learning-rate is not given."""

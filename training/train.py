@@ -66,6 +66,10 @@ def fit(
         from training.adapt import fit_adapted
 
         return fit_adapted(opts, splits, data.reviewed_rows, output)
+    if opts.teacher is not None:  # socialcare distill: fewer layers, the teacher's answers
+        from training.distill import fit_student
+
+        return fit_student(opts, splits, output)
     if opts.kind == "baseline":
         from training.baseline import fit_baseline, save_baseline
 
@@ -213,6 +217,7 @@ def train(opts: TrainOptions) -> TrainResult:
         # Reviewed posts kept out of training: the promotion gate scores them too.
         "reviewed_held_out": held_out_ids,
         "parent_model": opts.parent,  # the model this one continues (socialcare adapt)
+        "teacher_model": opts.teacher,  # the model this one is a student of (socialcare distill)
         "file_sha256": {str(path): data_hash([path]) for path in train_files},
         "code_version": code_version(),
         "libraries": library_versions(),
@@ -278,7 +283,10 @@ def _headline(results: dict[str, dict]) -> dict[str, float | None]:
 
 
 def _registry_labels(opts: TrainOptions) -> dict[str, str]:
-    return {
+    labels = {
         "kind": opts.kind,
         "base_model": opts.base_model if opts.kind == "finetune" else "tfidf",
     }
+    if opts.teacher is not None:
+        labels["student_of"] = opts.teacher
+    return labels

@@ -21,6 +21,7 @@ from socialcare.core.records import DataError
 from training import commands as training_commands
 from training.adapt import AdaptOptions
 from training.config import EvaluateOptions, TrainOptions
+from training.distill import DistillOptions
 from training.promote import PromoteOptions, run_promote
 
 
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "predict": Command(PredictOptions, run_predict),
     "spark-predict": Command(SparkPredictOptions, run_spark_predict),
     "adapt": Command(AdaptOptions, lambda opts: _adapt(opts)),
+    "distill": Command(DistillOptions, lambda opts: _distill(opts)),
     "promote": Command(PromoteOptions, run_promote),
     "serve": Command(ServeOptions, run_serve),
     "dashboard": Command(DashboardOptions, run_dashboard),
@@ -59,6 +61,12 @@ def _adapt(opts) -> int:
     from training.adapt import run_adapt  # torch and transformers load only when adapting
 
     return run_adapt(opts)
+
+
+def _distill(opts) -> int:
+    from training.distill import run_distill  # torch and transformers load only when distilling
+
+    return run_distill(opts)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
