@@ -19,7 +19,8 @@ and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same ru
   token and block;
 - SmoothQuant (training/smoothquant.py), α 0.5 and 0.8: per-channel scales from the
   validation posts' activations move the outliers into the weights, then the dynamic
-  per-tensor kernel.
+  per-tensor kernel; and α chosen among ALPHAS on validation, as training does (the
+  runtime onnx-int8-smooth).
 
 Each row also shows the quality gate (training.runtimes.gate: against torch fp32 on
 validation ∪ test, ≤ 1.0 point per language and head, ≤ 2% flipped decisions).
@@ -44,6 +45,7 @@ from serve_load import predictor_speed as speed  # noqa: E402  (same folder)
 from socialcare.core import paths  # noqa: E402
 from socialcare.core.records import load_posts  # noqa: E402
 from socialcare.runtime.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
+from training.smoothquant import ALPHAS  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "int8_variants"
 
@@ -72,14 +74,16 @@ def block_wise(fp32: Path, target: Path) -> None:
     _quantize_int8(fp32, target)
 
 
-def smoothquant(alpha: float):
-    """SmoothQuant scales from the validation posts, then the per-tensor dynamic kernel."""
+def smoothquant(alphas: tuple[float, ...]):
+    """SmoothQuant scales from the validation posts, then the per-tensor dynamic kernel;
+    of several α, the one training would choose (fewest flips on validation)."""
 
     def build(fp32: Path, target: Path, source: Path, calibration: list[str]) -> None:
         from training.smoothquant import quantize_int8_smooth
 
         info = json.loads((source / "socialcare.json").read_text(encoding="utf-8"))
-        quantize_int8_smooth(source, info, fp32, target, calibration, alpha)
+        record = quantize_int8_smooth(source, info, fp32, target, calibration, alphas=alphas)
+        print(json.dumps(record["alpha"]), flush=True)
 
     return build
 
@@ -88,8 +92,9 @@ VARIANTS = {
     "dynamic, per-tensor activations": lambda fp32, target, *_: dynamic(fp32, target),
     "dynamic, FFN output kept fp32": lambda fp32, target, *_: dynamic(fp32, target, True),
     "block-wise (MatMulNBits)": lambda fp32, target, *_: block_wise(fp32, target),
-    "SmoothQuant α 0.5 + dynamic": smoothquant(0.5),
-    "SmoothQuant α 0.8 + dynamic": smoothquant(0.8),
+    "SmoothQuant α 0.5 + dynamic": smoothquant((0.5,)),
+    "SmoothQuant α 0.8 + dynamic": smoothquant((0.8,)),
+    "SmoothQuant, α of 0.7/0.8/0.9 chosen on validation (training's)": smoothquant(ALPHAS),
 }
 
 

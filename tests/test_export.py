@@ -18,6 +18,7 @@ from socialcare.runtime.predictor import (
     ONNX_FILES,
     ONNX_FP32,
     ONNX_INT8,
+    RUNTIMES,
     TORCH,
     Decision,
     Predictions,
@@ -27,7 +28,14 @@ from socialcare.runtime.predictor import (
     write_info,
 )
 from training.export import export_onnx, main
-from training.runtimes import GATE_MAX_FLIPS, GATE_MAX_LOSS, Calibrated, choose_served
+from training.runtimes import (
+    FASTEST_FIRST,
+    GATE_MAX_FLIPS,
+    GATE_MAX_LOSS,
+    Calibrated,
+    choose_served,
+)
+from training.smoothquant import ALPHAS
 
 MAX_LENGTH = 24  # short, so that some seed posts are truncated
 
@@ -49,7 +57,12 @@ def tiny_model(tiny_backbone, tmp_path_factory) -> tuple[Path, dict]:
         "labels": model_labels(),
     }
     write_info(directory, info, Decision())
-    return directory, export_onnx(directory, json.loads((directory / INFO_FILE).read_text()))
+    calibration = load_posts([paths.seed_split("validation")])[:40]
+    return directory, export_onnx(
+        directory,
+        json.loads((directory / INFO_FILE).read_text()),
+        ([p.text for p in calibration], [p.parent_text for p in calibration]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +86,9 @@ def test_onnx_fp32_reproduces_torch_and_int8_stays_close(tiny_model, texts):
     assert all((directory / name).stat().st_size > 0 for name in ONNX_FILES.values())
     assert record["checks"][ONNX_FP32]["max_abs_logit_diff"] < 1e-4
     assert record["int8_quantization"]["quantised"] == "12 encoder MatMuls"  # 6 per layer
+    # SmoothQuant's graph too, its α chosen on the 40 calibration posts.
+    assert record["int8_smooth_quantization"]["alpha"]["chosen"] in ALPHAS
+    assert set(record["files"]) == set(ONNX_FILES)
 
     # Batches of 7 over 42 posts of many lengths: batch and sequence axes really are dynamic.
     torch_intent, torch_sentiment = Predictor(directory, 7, runtime=TORCH).logits(texts)
@@ -295,13 +311,14 @@ def test_training_serves_a_runtime_chosen_on_validation(tiny_model, tmp_path):
     info, served, report = choose_served_runtime(TrainOptions(), directory, info, held_out)
 
     assert info["runtime"] == served.runtime
-    assert info["runtime"] in (ONNX_FP32, ONNX_INT8)
     assert info["onnx"]["checks"][ONNX_FP32]["max_abs_logit_diff"] < 1e-4
-    verdict = report["gate"]["runtimes"][ONNX_INT8]
-    assert info["runtime"] == (ONNX_INT8 if verdict["passed"] else ONNX_FP32)
-    assert verdict["splits"] == ["validation", "test"]
+    # Every int8 graph was judged; the fastest that passed is served.
+    verdicts = report["gate"]["runtimes"]
+    assert set(verdicts) == set(RUNTIMES)
+    assert info["runtime"] == next(r for r in FASTEST_FIRST if verdicts[r]["passed"])
+    assert verdicts[ONNX_INT8]["splits"] == ["validation", "test"]
     sv = report["test"]["sv"]["sentiment_macro_f1"]
-    assert set(sv) == {TORCH, ONNX_FP32, ONNX_INT8}
+    assert set(sv) == set(RUNTIMES)
     assert sv[ONNX_FP32] == pytest.approx(sv[TORCH], abs=1e-9)  # same logits, same scores
     # The model's scores are the served runtime's, from the same fitted decision.
     assert served.metrics["test"]["by_lang"]["sv"]["sentiment"]["macro_f1"] == sv[served.runtime]
@@ -321,7 +338,8 @@ def test_export_command_serves_an_old_model_on_onnx_fp32(tiny_model, tmp_path, c
     assert main([str(directory)]) == 0
     assert "served on onnx-fp32" in capsys.readouterr().out
     info = json.loads((directory / INFO_FILE).read_text())
-    assert info["onnx"]["files"] == ONNX_FILES and "runtime" not in info
+    # No validation files recorded: no calibration posts for SmoothQuant, block-wise only.
+    assert set(info["onnx"]["files"]) == {ONNX_FP32, ONNX_INT8} and "runtime" not in info
     assert Predictor(directory).runtime == ONNX_FP32
 
     with pytest.raises(SystemExit):
@@ -363,7 +381,12 @@ def test_smoothing_leaves_the_fp32_graph_s_answers_unchanged(tiny_model, tmp_pat
     for before, after in zip(logits(fp32), logits(smoothed), strict=True):
         np.testing.assert_allclose(after, before, atol=1e-4)
     int8 = tmp_path / "int8.onnx"
-    record = quantize_int8_smooth(directory, info, fp32, int8, CHECK_TEXTS)
+    record = quantize_int8_smooth(directory, info, fp32, int8, CHECK_TEXTS, alphas=(0.5, 0.9))
     assert record["quantised"] == f"{len(matmuls)} encoder MatMuls"
+    # The α kept is the one whose decisions moved least from fp32's (the first on a tie).
+    tried = record["alpha"]["tried"]
+    worst = [max(t["intent_flips"], t["sentiment_flips"]) for t in tried]
+    assert [t["alpha"] for t in tried] == [0.5, 0.9]
+    assert record["alpha"]["chosen"] == tried[worst.index(min(worst))]["alpha"]
     for before, after in zip(logits(fp32), logits(int8), strict=True):
         assert np.abs(after - before).max() < 1.0

@@ -32,6 +32,7 @@ from socialcare.runtime.predictor import (
     ONNX_FP32,
     ONNX_INPUTS,
     ONNX_INT8,
+    ONNX_INT8_SMOOTH,
     ONNX_OUTPUTS,
     TORCH,
     Decision,
@@ -179,7 +180,9 @@ def check_runtimes(model_dir: Path, info: dict, texts: Sequence[str] = CHECK_TEX
     """How far the ONNX runtimes' logits and probabilities (temperature 1) are from torch's."""
     reference = Predictor(model_dir, runtime=TORCH, info=info).logits(texts)
     checks = {"texts": len(texts)}
-    for runtime in (ONNX_FP32, ONNX_INT8):
+    for runtime in (ONNX_FP32, ONNX_INT8, ONNX_INT8_SMOOTH):
+        if not (model_dir / ONNX_FILES[runtime]).exists():
+            continue
         intent, sentiment = Predictor(model_dir, runtime=runtime, info=info).logits(texts)
         checks[runtime] = {
             "max_abs_logit_diff": max(
@@ -196,16 +199,24 @@ def check_runtimes(model_dir: Path, info: dict, texts: Sequence[str] = CHECK_TEX
     return checks
 
 
-def export_onnx(model_dir: Path, info: dict) -> dict:
-    """Write ``model.onnx`` (fp32) and ``model.int8.onnx`` into a fine-tuned model directory.
+def export_onnx(
+    model_dir: Path,
+    info: dict,
+    calibration: tuple[Sequence[str], Sequence[str | None]] | None = None,
+) -> dict:
+    """Write ``model.onnx`` (fp32), ``model.int8.onnx`` (block-wise) and, given
+    ``calibration`` posts (validation texts and the posts they reply to), the SmoothQuant
+    int8 graph into a fine-tuned model directory.
 
     The directory holds the saved model and tokenizer; ``info`` is its socialcare.json, in
-    memory (text prefix, max length, labels). Both files are checked against the torch
+    memory (text prefix, max length, labels). Each graph is checked against the torch
     model on CHECK_TEXTS; an fp32 graph whose logits differ by more than FP32_TOLERANCE
     raises. Returns what socialcare.json
     records under ``onnx``: file names, runtime and exporter versions, quantisation, checks.
     """
     import onnxruntime
+
+    from training.smoothquant import quantize_int8_smooth
 
     model_dir = Path(model_dir)
     files = {runtime: model_dir / name for runtime, name in ONNX_FILES.items()}
@@ -216,6 +227,13 @@ def export_onnx(model_dir: Path, info: dict) -> dict:
     os.replace(partial[ONNX_FP32], files[ONNX_FP32])
     quantization = _quantize_int8(files[ONNX_FP32], partial[ONNX_INT8])
     os.replace(partial[ONNX_INT8], files[ONNX_INT8])
+    smooth = None
+    files[ONNX_INT8_SMOOTH].unlink(missing_ok=True)  # an earlier export's, calibrated elsewhere
+    if calibration is not None:
+        texts, parents = calibration
+        fp32, target = files[ONNX_FP32], partial[ONNX_INT8_SMOOTH]
+        smooth = quantize_int8_smooth(model_dir, info, fp32, target, texts, parents)
+        os.replace(partial[ONNX_INT8_SMOOTH], files[ONNX_INT8_SMOOTH])
 
     checks = check_runtimes(model_dir, info)
     gap = checks[ONNX_FP32]["max_abs_logit_diff"]
@@ -225,15 +243,28 @@ def export_onnx(model_dir: Path, info: dict) -> dict:
             f"(> {FP32_TOLERANCE}): the export is broken; serve runtime 'torch' meanwhile"
         )
     return {
-        "files": dict(ONNX_FILES),
+        "files": {r: name for r, name in ONNX_FILES.items() if files[r].exists()},
         "runtime": f"onnxruntime {onnxruntime.__version__}",
         "exporter": f"torch.onnx (TorchScript) {torch.__version__}",
         "opset": OPSET,
         "inputs": list(ONNX_INPUTS),
         "outputs": list(ONNX_OUTPUTS),
         "int8_quantization": quantization,
+        "int8_smooth_quantization": smooth,
         "checks": checks,
     }
+
+
+def _validation_posts(info: dict) -> tuple[list[str], list[str | None]] | None:
+    """The model's validation posts, where its files are still here: SmoothQuant's
+    calibration (without them only the block-wise int8 graph is written)."""
+    from socialcare.core.records import load_posts
+
+    files = [Path(p) for p in info.get("provenance", {}).get("validation_files", [])]
+    if not files or not all(p.exists() for p in files):
+        return None
+    posts = load_posts(files)
+    return [p.text for p in posts], [p.parent_text for p in posts]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if info.get("kind") != "finetune":
         parser.error(f"{info_path}: kind: {info.get('kind')!r}; only fine-tuned models export")
-    record = export_onnx(args.model_dir, info)
+    record = export_onnx(args.model_dir, info, _validation_posts(info))
     decision = Decision(**info.pop("decision", {}))
     write_info(args.model_dir, dict(info, onnx=record), decision)
     print(json.dumps(record["checks"], indent=2))

@@ -18,7 +18,7 @@ from socialcare.core.evaluation import format_scores
 from socialcare.core.labels import SENTIMENTS
 from socialcare.core.records import DataError, Problem, load_posts
 from socialcare.core.review_rate import review_calibration
-from socialcare.runtime.predictor import RUNTIMES, model_labels, write_info
+from socialcare.runtime.predictor import RUNTIMES, TORCH, model_labels, write_info
 from socialcare.runtime.registry import register
 from training.config import TrainingData, TrainOptions
 from training.report import code_version, data_hash, library_versions, plot, write_report
@@ -176,8 +176,10 @@ def choose_served_runtime(
     if opts.kind == "finetune":
         from training.export import export_onnx
 
-        info = dict(info, onnx=export_onnx(output, info))
-        runtimes = RUNTIMES
+        validation = held_out[VALIDATION]
+        exported = export_onnx(output, info, (validation.texts, validation.parents))
+        info = dict(info, onnx=exported)
+        runtimes = tuple(r for r in RUNTIMES if r == TORCH or r in exported["files"])
     compared = compare_runtimes(output, held_out, runtimes, opts.threshold_rule(), info)
     served, parity = choose_served(compared, held_out)
     if parity is not None:

@@ -27,8 +27,15 @@ DEFAULT_THRESHOLD = 0.5
 ANY_LANG = "*"
 
 TORCH, ONNX_FP32, ONNX_INT8 = "torch", "onnx-fp32", "onnx-int8"
-RUNTIMES = (TORCH, ONNX_FP32, ONNX_INT8)
-ONNX_FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
+# SmoothQuant + per-tensor dynamic int8 (training/smoothquant.py): faster than the
+# block-wise ONNX_INT8, less faithful; the quality gate chooses between them.
+ONNX_INT8_SMOOTH = "onnx-int8-smooth"
+RUNTIMES = (TORCH, ONNX_FP32, ONNX_INT8, ONNX_INT8_SMOOTH)
+ONNX_FILES = {
+    ONNX_FP32: "model.onnx",
+    ONNX_INT8: "model.int8.onnx",
+    ONNX_INT8_SMOOTH: "model.int8-smooth.onnx",
+}
 # The exported graph's interface (training/export.py writes it, the predictor feeds it).
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUTS = ("intent_logits", "sentiment_logits")
