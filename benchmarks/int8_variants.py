@@ -1,6 +1,6 @@
 """Which int8? Quantisation methods of the same fine-tuned model, side by side (a script).
 
-    .venv/bin/python benchmarks/int8_variants.py [--model TAG]
+    .venv/bin/python benchmarks/int8_variants.py [--model TAG] [--only static bf16]
 
 For the model's exported fp32 graph (default: the production model, else the newest), each
 int8 variant below is built in a temporary copy of the model directory and judged the way
@@ -20,7 +20,10 @@ and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same ru
 - SmoothQuant (training/smoothquant.py), α 0.5 and 0.8: per-channel scales from the
   validation posts' activations move the outliers into the weights, then the dynamic
   per-tensor kernel; and α chosen among ALPHAS on validation, as training does (the
-  runtime onnx-int8-smooth).
+  runtime onnx-int8-smooth);
+- static QDQ: activation scales fixed from 300 validation posts (MinMax), weights per
+  channel, plain and after SmoothQuant α 0.8;
+- torch under bf16 autocast (this CPU's AVX512_BF16), not a graph but judged alike.
 
 Each row also shows the quality gate (training.runtimes.gate: against torch fp32 on
 validation ∪ test, ≤ 1.0 point per language and head, ≤ 2% flipped decisions).
@@ -29,6 +32,7 @@ Results: benchmarks/results/int8_variants.{json,md}.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -88,6 +92,61 @@ def smoothquant(alphas: tuple[float, ...]):
     return build
 
 
+def static_qdq(alpha: float | None = None):
+    """Static int8 in QDQ form: each activation's one scale fixed beforehand from the
+    validation posts (MinMax), weights per channel; with ``alpha``, after SmoothQuant."""
+
+    def build(fp32: Path, target: Path, source: Path, calibration: list[str]) -> None:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        from socialcare.runtime.tokens import TokenBatcher
+        from training.export import _encoder_matmuls
+        from training.smoothquant import input_maxima, smooth
+
+        info = json.loads((source / "socialcare.json").read_text(encoding="utf-8"))
+        tokens = TokenBatcher.for_model(source, info)
+        ids, _ = tokens.encode(calibration)
+        nodes = _encoder_matmuls(fp32)
+
+        class Posts(CalibrationDataReader):  # one post per call: no padding in the ranges
+            def __init__(self):
+                self.rows = iter(ids[:300])
+
+            def get_next(self):
+                row = next(self.rows, None)
+                if row is None:
+                    return None
+                return {
+                    "input_ids": np.array([row], dtype=np.int64),
+                    "attention_mask": np.ones((1, len(row)), dtype=np.int64),
+                }
+
+        with tempfile.TemporaryDirectory() as scratch:
+            graph = fp32
+            if alpha is not None:
+                batches = [(i, m) for _, i, m in tokens.batches(ids, batch_size=32)]
+                graph = Path(scratch) / "smoothed.onnx"
+                smooth(fp32, graph, nodes, input_maxima(fp32, nodes, batches), alpha)
+            quantize_static(
+                graph,
+                target,
+                Posts(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_quantize=nodes,
+            )
+
+    return build
+
+
 VARIANTS = {
     "dynamic, per-tensor activations": lambda fp32, target, *_: dynamic(fp32, target),
     "dynamic, FFN output kept fp32": lambda fp32, target, *_: dynamic(fp32, target, True),
@@ -95,7 +154,11 @@ VARIANTS = {
     "SmoothQuant α 0.5 + dynamic": smoothquant((0.5,)),
     "SmoothQuant α 0.8 + dynamic": smoothquant((0.8,)),
     "SmoothQuant, α of 0.7/0.8/0.9 chosen on validation (training's)": smoothquant(ALPHAS),
+    "static QDQ (MinMax on 300 validation posts)": static_qdq(),
+    "SmoothQuant α 0.8 + static QDQ": static_qdq(0.8),
 }
+# Not a graph: torch under bf16 autocast (AVX512_BF16), judged the same way.
+BF16 = "torch, bf16 autocast"
 
 
 def with_int8(source: Path, scratch: Path, build, calibration: list[str]) -> Path:
@@ -112,11 +175,12 @@ def with_int8(source: Path, scratch: Path, build, calibration: list[str]) -> Pat
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="registered model tag (default: production, else newest)")
+    parser.add_argument("--only", nargs="+", help="only the variants whose names contain these")
     args = parser.parse_args(argv)
 
     from socialcare.core.arrays import encode_posts
     from socialcare.runtime.resolver import resolve_model
-    from training.runtimes import compare_runtimes, gate, score_table, worst_drop
+    from training.runtimes import calibrate, gate, score_table, worst_drop
 
     ref = resolve_model(args.model)
     tag, source = ref.tag, ref.directory
@@ -132,35 +196,52 @@ def main(argv=None) -> int:
     reference = fp32.logits(texts)
     langs = validation.langs + test.langs
     reference_decisions = fp32.decision.decide(*reference, langs)
+    # ONNX fp32 calibrated once: it stands for torch fp32 (the export checked them equal).
+    calibrated_fp32 = dataclasses.replace(calibrate(source, splits, ONNX_FP32), runtime=TORCH)
     rows = {"onnx fp32 (reference)": {"speed": speed(fp32, texts)}}
+
+    def judge(name: str, predictor: Predictor, candidate_calibrated) -> None:
+        """The variant's row: drift and flips under fp32's thresholds, the gate, speed."""
+        predictor.decision = fp32.decision  # flips under the same thresholds as fp32
+        logits = predictor.logits(texts)
+        decisions = predictor.decision.decide(*logits, langs)
+        calibrated = {TORCH: calibrated_fp32, ONNX_INT8: candidate_calibrated}
+        compared = score_table(calibrated)
+        rows[name] = {
+            "max_abs_logit_diff": float(
+                max(np.abs(logits[i] - reference[i]).max() for i in (0, 1))
+            ),
+            "flipped_intent_labels": int(
+                (decisions.intent_pred != reference_decisions.intent_pred).sum()
+            ),
+            "flipped_sentiments": int((logits[1].argmax(1) != reference[1].argmax(1)).sum()),
+            "worst_drop": {
+                split: dict(zip(("points", "where"), drop, strict=True))
+                for split in ("validation", "test")
+                for drop in [worst_drop(compared, ONNX_INT8, split)]
+            },
+            "gate": gate(calibrated, splits)[ONNX_INT8],
+            "speed": speed(predictor, texts),
+        }
+        print(json.dumps(rows[name], indent=1), flush=True)
+
     for name, build in VARIANTS.items():
+        if args.only and not any(word in name for word in args.only):
+            continue
         print(f"{name}...", flush=True)
         with tempfile.TemporaryDirectory() as scratch:
             directory = with_int8(source, Path(scratch), build, validation.texts)
-            int8 = Predictor(directory, runtime=ONNX_INT8)
-            int8.decision = fp32.decision  # flips under the same thresholds as fp32
-            logits = int8.logits(texts)
-            decisions = int8.decision.decide(*logits, langs)
-            calibrated = compare_runtimes(directory, splits, (TORCH, ONNX_INT8))
-            compared = score_table(calibrated)
-            verdict = gate(calibrated, splits)[ONNX_INT8]
-            rows[name] = {
-                "max_abs_logit_diff": float(
-                    max(np.abs(logits[i] - reference[i]).max() for i in (0, 1))
-                ),
-                "flipped_intent_labels": int(
-                    (decisions.intent_pred != reference_decisions.intent_pred).sum()
-                ),
-                "flipped_sentiments": int((logits[1].argmax(1) != reference[1].argmax(1)).sum()),
-                "worst_drop": {
-                    split: dict(zip(("points", "where"), drop, strict=True))
-                    for split in ("validation", "test")
-                    for drop in [worst_drop(compared, ONNX_INT8, split)]
-                },
-                "gate": verdict,
-                "speed": speed(int8, texts),
-            }
-        print(json.dumps(rows[name], indent=1), flush=True)
+            judge(
+                name,
+                Predictor(directory, runtime=ONNX_INT8),
+                calibrate(directory, splits, ONNX_INT8),
+            )
+    if not args.only or any(word in BF16 for word in args.only):
+        import torch
+
+        print(f"{BF16}...", flush=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            judge(BF16, Predictor(source, runtime=TORCH), calibrate(source, splits, TORCH))
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": tag, "posts": len(texts)}
     base = rows["onnx fp32 (reference)"]["speed"]["texts_per_s_32"]

@@ -104,16 +104,26 @@ def smooth(fp32: Path, target: Path, matmuls: Sequence[str], maxima: dict, alpha
 def quantize_smoothed(smoothed: Path, target: Path, matmuls: Sequence[str]) -> None:
     """ONNX Runtime's dynamic int8 of those MatMuls: weights per output channel, activations
     uint8 with one scale per tensor per call (the fast VNNI kernel)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        smoothed,
-        target,
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_quantize=list(matmuls),
-    )
+    # The quantiser logs a line per tensor on the root logger (INFO once anything, such as
+    # BentoML, has configured it): over a hundred lines of noise in every training.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        quantize_dynamic(
+            smoothed,
+            target,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=list(matmuls),
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _graph_logits(graph: Path, batches: list, n: int) -> tuple[np.ndarray, np.ndarray]:
