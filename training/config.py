@@ -142,7 +142,7 @@ class TrainOptions:
         0.5, help="share of a student's loss from the posts' labels (the rest: the teacher's)"
     )
     transfer_augment: int = option(
-        2, help="teacher-labelled variants per training post a student also learns from"
+        1, help="teacher-labelled variants per training post a student also learns from"
     )
 
     def learning_rates(self) -> list[tuple[float, float]]:

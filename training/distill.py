@@ -38,7 +38,7 @@ class DistillOptions:
         None, help="model to distil: a tag, 'production' or a directory (default: production)"
     )
     layers: int = option(6, help="transformer layers of the student (every other one of 12)")
-    epochs: int = option(4, help="epochs over the transfer set (the best on validation kept)")
+    epochs: int = option(3, help="epochs over the transfer set (the best on validation kept)")
     learning_rate: float = option(1e-4, help="peak learning rate of the student's layers")
     head_learning_rate: float = option(1e-3, help="peak learning rate of the two heads")
     temperature: float = option(2.0, help="softens the teacher's and the student's logits")
@@ -46,7 +46,7 @@ class DistillOptions:
         0.5, help="share of the loss from the posts' own labels (the rest: the teacher's)"
     )
     augment: int = option(
-        2, help="teacher-labelled variants per training post (replies, words dropped)"
+        1, help="teacher-labelled variants per training post (replies, words dropped)"
     )
     train: list[Path] = option([paths.seed_split("train")], help="training JSONL files or folders")
     validation: list[Path] = option(

@@ -9,7 +9,13 @@ parameters) stays fp32, since quantising it drifts the outputs more and saves no
 do the attention score products and the two logit heads (a tiny share of the work, whose
 error would go straight into the probabilities).
 
-Int8 is not free: which runtime is served is decided on validation (training/runtimes.py).
+A second int8 graph, SmoothQuant's (training/smoothquant.py), uses ONNX Runtime's
+per-tensor dynamic kernel instead, about 1.9x ONNX fp32 for the 12-layer model: faster,
+but only faithful once the activation outliers are moved into the weights, so it needs
+calibration posts (validation) and flips more decisions than block-wise int8.
+
+Int8 is not free: which runtime is served is decided by the quality gate
+(training/runtimes.py).
 
 ``python -m training.export MODEL_DIR`` exports a model trained before this existed (a
 copy, never a registered model in place): it is then served on ONNX fp32, whose logits

@@ -109,10 +109,11 @@ def quantize_smoothed(smoothed: Path, target: Path, matmuls: Sequence[str]) -> N
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The quantiser logs a line per tensor on the root logger (INFO once anything, such as
-    # BentoML, has configured it): over a hundred lines of noise in every training.
+    # BentoML, has configured it), and advice to pre-process the graph (a shape inference
+    # pass that changes nothing here): over a hundred lines of noise in every training.
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.WARNING)
+    root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(
             smoothed,
