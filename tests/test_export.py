@@ -18,6 +18,7 @@ from socialcare.runtime.predictor import (
     ONNX_FILES,
     ONNX_FP32,
     ONNX_INT8,
+    ONNX_INT8_SMOOTH,
     RUNTIMES,
     TORCH,
     Decision,
@@ -215,9 +216,10 @@ def toy_predictions(intents: np.ndarray, sentiment: np.ndarray) -> Predictions:
     )  # fmt: skip
 
 
-def toy_comparison(int8_intents: np.ndarray, int8_sentiment: np.ndarray):
+def toy_comparison(int8_intents: np.ndarray, int8_sentiment: np.ndarray, smooth=None):
     """Torch and ONNX fp32 right on 400 toy posts (200 per language, both splits); int8
-    with the decisions given."""
+    with the decisions given, and SmoothQuant int8 with ``smooth``'s (intents, sentiment)
+    when given."""
     from socialcare.core.arrays import LabelArrays
 
     rng = np.random.default_rng(0)
@@ -257,6 +259,8 @@ def toy_comparison(int8_intents: np.ndarray, int8_sentiment: np.ndarray):
         ONNX_FP32: runtime(ONNX_FP32, intents, sentiment),
         ONNX_INT8: runtime(ONNX_INT8, int8_intents, int8_sentiment),
     }
+    if smooth is not None:
+        compared[ONNX_INT8_SMOOTH] = runtime(ONNX_INT8_SMOOTH, *smooth)
     return compared, splits, intents, sentiment
 
 
@@ -293,6 +297,21 @@ def test_the_gate_serves_a_faithful_int8_and_refuses_a_lossy_one():
     assert verdict["worst_loss"] > GATE_MAX_LOSS and verdict["where"].startswith("it intent")
     assert served.runtime == ONNX_FP32
     assert report["gate"]["runtimes"][ONNX_FP32]["passed"]
+
+
+def test_the_gate_prefers_smoothquant_int8_and_falls_back_to_block_wise():
+    _, _, intents, sentiment = toy_comparison(np.zeros((400, 5)), np.zeros(400, dtype=int))
+    lossy = sentiment.copy()
+    lossy[:12] = (lossy[:12] + 1) % 3  # 3% of the sentiment labels: over the flip limit
+
+    # Both int8 graphs faithful: the faster (SmoothQuant, per-tensor kernel) is served.
+    served, report = choose_served(*toy_comparison(intents, sentiment, (intents, sentiment))[:2])
+    assert report["gate"]["runtimes"][ONNX_INT8_SMOOTH]["passed"]
+    assert served.runtime == ONNX_INT8_SMOOTH
+    # SmoothQuant's lossy: block-wise int8, the next fastest, is served instead.
+    served, report = choose_served(*toy_comparison(intents, sentiment, (intents, lossy))[:2])
+    assert not report["gate"]["runtimes"][ONNX_INT8_SMOOTH]["passed"]
+    assert served.runtime == ONNX_INT8
 
 
 def test_training_serves_a_runtime_chosen_on_validation(tiny_model, tmp_path):
