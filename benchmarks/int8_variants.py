@@ -165,6 +165,7 @@ def with_int8(source: Path, scratch: Path, build, calibration: list[str]) -> Pat
     """A copy of the model directory (links) whose model.int8.onnx is built by ``build``."""
     copy = scratch / "model"
     copy.mkdir()
+    source = source.resolve()  # the links must work from the scratch folder
     for item in source.iterdir():
         if item.name != ONNX_FILES[ONNX_INT8]:
             (copy / item.name).symlink_to(item)
