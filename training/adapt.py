@@ -22,8 +22,7 @@ from socialcare.core import paths
 from socialcare.core.arrays import LabelArrays
 from socialcare.core.label_store import round_files
 from socialcare.core.options import option
-from socialcare.runtime.registry import MODEL_NAME
-from training.config import TrainOptions
+from training.config import TrainOptions, starting_model
 from training.finetune import encoder_layers
 
 # Weights a reviewed post may count against a replayed one; adapting trains with each and
@@ -74,18 +73,14 @@ class AdaptOptions:
 
 def adapt_options(opts: AdaptOptions) -> TrainOptions:
     """The `socialcare train` options that adapting amounts to."""
-    from socialcare.runtime.resolver import model_info, resolve_model
-
-    ref = resolve_model(opts.model)
-    info = model_info(ref.directory)
-    if info.get("kind") != "finetune":
-        raise ValueError(
-            f"{ref.tag or ref.directory} is a {info.get('kind')} model: adapt continues a "
-            "fine-tuned one (a baseline retrains in seconds: socialcare train --kind baseline)"
-        )
+    parent = starting_model(
+        opts.model,
+        "adapt continues a fine-tuned one (a baseline retrains in seconds: "
+        "socialcare train --kind baseline)",
+    )
+    info, layers = parent.info, parent.layers
     if not round_files(opts.labelled_dir):
         raise ValueError(f"{opts.labelled_dir}: no reviewers' round files, nothing to adapt to")
-    registered = ref.tag != str(ref.directory)
     provenance = info.get("provenance", {})
     labelled = opts.labelled_dir.resolve()
     # The parent's own training files (not its rounds), where they still exist here; else
@@ -100,7 +95,6 @@ def adapt_options(opts: AdaptOptions) -> TrainOptions:
         if not found:
             print(f"the parent's {role} files are not here: using {fallback} instead")
             found.append(fallback)
-    layers = json.loads((ref.directory / "config.json").read_text())["num_hidden_layers"]
     if not 0 <= opts.trainable_layers <= layers:
         raise ValueError(f"--trainable-layers must be 0 to {layers}, not {opts.trainable_layers}")
     if opts.epochs < 1:
@@ -111,7 +105,7 @@ def adapt_options(opts: AdaptOptions) -> TrainOptions:
         train_sample=opts.replay,
         labelled_dir=opts.labelled_dir,
         validation=validation,
-        base_model=str(ref.directory),
+        base_model=str(parent.directory),
         text_prefix=info.get("text_prefix", ""),
         max_length=info["max_length"],
         epochs=opts.epochs,
@@ -123,8 +117,8 @@ def adapt_options(opts: AdaptOptions) -> TrainOptions:
         reviewed_decision_share=opts.reviewed_decision_share,
         output=opts.output,
         register=opts.register,
-        name=ref.tag.split(":")[0] if registered else MODEL_NAME,
-        parent=ref.tag,
+        name=parent.name,
+        parent=parent.tag,
     )
 
 

@@ -222,6 +222,39 @@ class TrainOptions:
         )
 
 
+@dataclass(frozen=True)
+class StartingModel:
+    """A fine-tuned model another is trained from (adapt's parent, distill's teacher)."""
+
+    tag: str  # its registered tag, or its directory when unregistered
+    directory: Path
+    info: dict  # its socialcare.json
+    layers: int  # its transformer layers
+    name: str  # the store name the new model is registered under: the same as its own
+
+
+def starting_model(spec: str | None, refusal: str) -> StartingModel:
+    """The fine-tuned model ``spec`` names (default: production); ValueError saying
+    ``refusal`` (what the command needs) when it is of another kind."""
+    import json
+
+    from socialcare.runtime.resolver import model_info, resolve_model
+
+    ref = resolve_model(spec)
+    info = model_info(ref.directory)
+    if info.get("kind") != "finetune":
+        raise ValueError(f"{ref.tag or ref.directory} is a {info.get('kind')} model: {refusal}")
+    config = json.loads((ref.directory / "config.json").read_text(encoding="utf-8"))
+    registered = ref.tag != str(ref.directory)
+    return StartingModel(
+        tag=ref.tag,
+        directory=ref.directory,
+        info=info,
+        layers=config["num_hidden_layers"],
+        name=ref.tag.split(":")[0] if registered else MODEL_NAME,
+    )
+
+
 def _share_of(post_id: str) -> float:
     """A fixed number in [0, 1) per post id: which reviewed posts are held out."""
     import hashlib

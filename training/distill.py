@@ -23,8 +23,7 @@ import numpy as np
 from socialcare.core import paths
 from socialcare.core.arrays import IGNORE, LabelArrays
 from socialcare.core.options import option
-from socialcare.runtime.registry import MODEL_NAME
-from training.config import TrainOptions
+from training.config import TrainOptions, starting_model
 from training.finetune import encoder_layers
 
 
@@ -60,40 +59,32 @@ class DistillOptions:
 
 def distill_options(opts: DistillOptions) -> TrainOptions:
     """The `socialcare train` options that distilling amounts to."""
-    from socialcare.runtime.resolver import model_info, resolve_model
-
-    ref = resolve_model(opts.teacher)
-    info = model_info(ref.directory)
-    if info.get("kind") != "finetune":
-        raise ValueError(
-            f"{ref.tag or ref.directory} is a {info.get('kind')} model: distil a fine-tuned one"
-        )
-    teacher_layers = json.loads((ref.directory / "config.json").read_text())["num_hidden_layers"]
-    if not 1 <= opts.layers < teacher_layers:
-        raise ValueError(f"--layers must be 1 to {teacher_layers - 1}, not {opts.layers}")
-    for name in ("epochs", "augment"):
-        if getattr(opts, name) < (1 if name == "epochs" else 0):
-            raise ValueError(f"--{name} must be at least {1 if name == 'epochs' else 0}")
+    teacher = starting_model(opts.teacher, "distil a fine-tuned one")
+    if not 1 <= opts.layers < teacher.layers:
+        raise ValueError(f"--layers must be 1 to {teacher.layers - 1}, not {opts.layers}")
+    if opts.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {opts.epochs}")
+    if opts.augment < 0:
+        raise ValueError(f"--augment must be at least 0, not {opts.augment}")
     if opts.temperature <= 0 or not 0 <= opts.hard_label_weight <= 1:
         raise ValueError("--temperature must be > 0 and --hard-label-weight within 0 to 1")
-    registered = ref.tag != str(ref.directory)
     return TrainOptions(
         kind="finetune",
         train=opts.train,
         labelled_dir=opts.labelled_dir,
         validation=opts.validation,
         test=opts.test,
-        base_model=str(ref.directory),
-        text_prefix=info.get("text_prefix", ""),
-        max_length=info["max_length"],
+        base_model=str(teacher.directory),
+        text_prefix=teacher.info.get("text_prefix", ""),
+        max_length=teacher.info["max_length"],
         epochs=opts.epochs,
         learning_rate=opts.learning_rate,
         head_learning_rate=opts.head_learning_rate,
         batch_size=32,
         output=opts.output,
         register=opts.register,
-        name=ref.tag.split(":")[0] if registered else MODEL_NAME,
-        teacher=ref.tag,
+        name=teacher.name,
+        teacher=teacher.tag,
         student_layers=opts.layers,
         distill_temperature=opts.temperature,
         hard_label_weight=opts.hard_label_weight,
@@ -222,6 +213,7 @@ def _padded(ids: list[list[int]], rows: list[int]):
 def _selection_score(model, tokens, validation: LabelArrays) -> float:
     """Validation score that picks the best epoch (training.finetune.selection_metrics)."""
     import torch
+    from transformers import EvalPrediction
 
     from training.finetune import selection_metrics
 
@@ -235,11 +227,8 @@ def _selection_score(model, tokens, validation: LabelArrays) -> float:
             intent[index] = out["intent_logits"].float().numpy()
             sentiment[index] = out["sentiment_logits"].float().numpy()
 
-    class Prediction:  # the shape selection_metrics reads (the Trainer's EvalPrediction)
-        predictions = (intent, sentiment)
-        label_ids = (validation.intents, validation.intent_known, validation.sentiment)
-
-    return selection_metrics(Prediction)["selection_score"]
+    labels = (validation.intents, validation.intent_known, validation.sentiment)
+    return selection_metrics(EvalPrediction((intent, sentiment), labels))["selection_score"]
 
 
 def fit_student(opts: TrainOptions, splits: dict, output: Path) -> dict:
