@@ -21,11 +21,13 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 import bentoml
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from bentoml.models import BentoModel
+from bentoml.validators import ContentType
 
 from serving.api import PostPrediction, PredictResponse, request_model
 from serving.contract import RequestGuard
@@ -55,6 +57,10 @@ WARM_UP_POSTS = (
     IncomingPost(text="Grazie mille, servizio ottimo!"),
 )
 SERVICES = ("Classifier", "SocialCare")
+# The classifier's answers, typed JSON: without a declared media type BentoML derives it
+# from the list's JSON schema, built anew for every response (5% of the classifier's CPU
+# time at one post a request).
+Answers = Annotated[list[Answer], ContentType("application/json")]
 # How long /readyz waits for the classifier's own /readyz.
 READY_TIMEOUT_S = 2
 
@@ -75,12 +81,12 @@ class ClassifierWorker:
         logger.info("model %s loaded and warmed up", self.predictor.tag)
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_POSTS, max_latency_ms=MAX_QUEUE_MS)
-    def classify(self, posts: list[IncomingPost]) -> list[Answer]:
+    def classify(self, posts: list[IncomingPost]) -> Answers:
         """Posts of small requests, gathered from concurrent callers (adaptive batching)."""
         return self._classify(posts)
 
     @bentoml.api
-    def classify_request(self, posts: list[IncomingPost]) -> list[Answer]:
+    def classify_request(self, posts: list[IncomingPost]) -> Answers:
         """The posts of one large request: already a batch, so they skip the batching queue,
         whose learned wait (it grows under bursts) would only delay them."""
         return self._classify(posts)

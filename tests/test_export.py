@@ -368,12 +368,13 @@ def test_export_command_serves_an_old_model_on_onnx_fp32(tiny_model, tmp_path, c
 
 def test_smoothing_leaves_the_fp32_graph_s_answers_unchanged(tiny_model, tmp_path):
     """SmoothQuant's scales moved into the weights give the same fp32 logits; its int8
-    graph runs and stays near them."""
+    graph runs and stays near them, also with block-wise down-projections."""
+    import onnx
     import onnxruntime
 
     from socialcare.runtime.tokens import TokenBatcher
     from training.export import CHECK_TEXTS, _encoder_matmuls
-    from training.smoothquant import input_maxima, quantize_int8_smooth, smooth
+    from training.smoothquant import down_projections, input_maxima, quantize_int8_smooth, smooth
 
     directory = tiny_model[0]
     info = json.loads((directory / INFO_FILE).read_text())
@@ -401,11 +402,28 @@ def test_smoothing_leaves_the_fp32_graph_s_answers_unchanged(tiny_model, tmp_pat
         np.testing.assert_allclose(after, before, atol=1e-4)
     int8 = tmp_path / "int8.onnx"
     record = quantize_int8_smooth(directory, info, fp32, int8, CHECK_TEXTS, alphas=(0.5, 0.9))
-    assert record["quantised"] == f"{len(matmuls)} encoder MatMuls"
+    assert record["quantised"] == f"{len(matmuls)} encoder MatMuls per tensor"
     # The α kept is the one whose decisions moved least from fp32's (the first on a tie).
     tried = record["alpha"]["tried"]
     worst = [max(t["intent_flips"], t["sentiment_flips"]) for t in tried]
     assert [t["alpha"] for t in tried] == [0.5, 0.9]
     assert record["alpha"]["chosen"] == tried[worst.index(min(worst))]["alpha"]
     for before, after in zip(logits(fp32), logits(int8), strict=True):
+        assert np.abs(after - before).max() < 1.0
+
+    # Over the flip budget (here any flip, even none), the down-projections go block-wise
+    # unless that flips more.
+    mixed = tmp_path / "mixed.onnx"
+    record = quantize_int8_smooth(
+        directory, info, fp32, mixed, CHECK_TEXTS, alphas=(0.8,), flip_budget=-1.0
+    )
+    down = down_projections(fp32, matmuls)
+    assert len(down) == 2  # one per layer of the tiny model: its FFN's second MatMul
+    assert all("output/dense" in name and "attention" not in name for name in down)
+    tried = record["down_projections_block_wise"]["tried"]
+    kept = max(tried.values()) <= max(record["alpha"]["tried"][0][k] for k in tried)
+    assert record["down_projections_block_wise"]["kept"] == kept
+    ops = {node.op_type for node in onnx.load(str(mixed)).graph.node}
+    assert ("MatMulNBits" in ops) == kept
+    for before, after in zip(logits(fp32), logits(mixed), strict=True):
         assert np.abs(after - before).max() < 1.0

@@ -93,6 +93,11 @@ def _export_fp32(model_dir: Path, info: dict, target: Path) -> None:
     """
     from socialcare.runtime.model import IntentSentimentModel
 
+    model = IntentSentimentModel.load(model_dir)
+    # Eager attention adds the padding mask to the scores (one Add); SDPA's export masks
+    # them with Where and IsNaN over every score instead, 15% of the int8 graph's time
+    # (the SmoothQuant teacher answered 27% more posts/s without them). Same logits.
+    model.encoder.set_attn_implementation("eager")
     tokens = TokenBatcher.for_model(model_dir, info)
     ids, _ = tokens.encode(list(CHECK_TEXTS[:2]))
     ((_, input_ids, attention_mask),) = tokens.batches(ids, batch_size=2)
@@ -105,7 +110,7 @@ def _export_fp32(model_dir: Path, info: dict, target: Path) -> None:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", "Exporting aten::index operator", UserWarning)
         torch.onnx.export(
-            LogitsOnly(IntentSentimentModel.load(model_dir)).eval(),
+            LogitsOnly(model).eval(),
             (torch.from_numpy(input_ids), torch.from_numpy(attention_mask)),
             str(target),
             dynamo=False,
@@ -140,7 +145,7 @@ def _encoder_matmuls(path: Path) -> list[str]:
     ]
 
 
-def _quantize_int8(fp32: Path, target: Path) -> dict:
+def _quantize_int8(fp32: Path, target: Path, nodes: Sequence[str] | None = None) -> dict:
     """Block-wise int8 of the encoder's MatMul weights (ONNX Runtime's MatMulNBits).
 
     Each block of INT8_BLOCK input channels of a weight column has its own scale, and at run
@@ -150,12 +155,15 @@ def _quantize_int8(fp32: Path, target: Path) -> dict:
     (one activation scale per MatMul call) moved the default model's logits by up to 5.5
     and cost up to 2.3 macro-F1 points on validation; this one moves them by at most 0.5
     (benchmarks/results/int8_variants.md).
+
+    ``nodes``: the MatMuls to quantise (default: all of the encoder's); the others stay as
+    they are (SmoothQuant's graph sends only its down-projections here).
     """
     import logging
 
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    nodes = _encoder_matmuls(fp32)
+    nodes = list(nodes) if nodes is not None else _encoder_matmuls(fp32)
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     quantizer = MatMulNBitsQuantizer(
         str(fp32),
