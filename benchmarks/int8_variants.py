@@ -20,7 +20,8 @@ and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same ru
 - SmoothQuant (training/smoothquant.py), α 0.5 and 0.8: per-channel scales from the
   validation posts' activations move the outliers into the weights, then the dynamic
   per-tensor kernel; and α chosen among ALPHAS on validation, as training does (the
-  runtime onnx-int8-smooth);
+  runtime onnx-int8-smooth, whose down-projections go block-wise when the best α
+  flips over smoothquant.FLIP_BUDGET of the validation decisions);
 - static QDQ: activation scales fixed from 300 validation posts (MinMax), weights per
   channel, plain and after SmoothQuant α 0.8;
 - torch under bf16 autocast (this CPU's AVX512_BF16), not a graph but judged alike.
@@ -49,7 +50,7 @@ from serve_load import predictor_speed as speed  # noqa: E402  (same folder)
 from socialcare.core import paths  # noqa: E402
 from socialcare.core.records import load_posts  # noqa: E402
 from socialcare.runtime.predictor import ONNX_FILES, ONNX_FP32, ONNX_INT8, TORCH, Predictor  # noqa: E402
-from training.smoothquant import ALPHAS  # noqa: E402
+from training.smoothquant import ALPHAS, FLIP_BUDGET  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "int8_variants"
 
@@ -78,16 +79,20 @@ def block_wise(fp32: Path, target: Path) -> None:
     _quantize_int8(fp32, target)
 
 
-def smoothquant(alphas: tuple[float, ...]):
+def smoothquant(alphas: tuple[float, ...], flip_budget: float = FLIP_BUDGET):
     """SmoothQuant scales from the validation posts, then the per-tensor dynamic kernel;
-    of several α, the one training would choose (fewest flips on validation)."""
+    of several α, the one training would choose (fewest flips on validation). Over
+    ``flip_budget`` the down-projections go block-wise, as in training: 1.0 never, -1.0
+    always."""
 
     def build(fp32: Path, target: Path, source: Path, calibration: list[str]) -> None:
         from training.smoothquant import quantize_int8_smooth
 
         info = json.loads((source / "socialcare.json").read_text(encoding="utf-8"))
-        record = quantize_int8_smooth(source, info, fp32, target, calibration, alphas=alphas)
-        print(json.dumps(record["alpha"]), flush=True)
+        record = quantize_int8_smooth(
+            source, info, fp32, target, calibration, alphas=alphas, flip_budget=flip_budget
+        )
+        print(json.dumps(record["alpha"]), record["method"], flush=True)
 
     return build
 
@@ -151,8 +156,11 @@ VARIANTS = {
     "dynamic, per-tensor activations": lambda fp32, target, *_: dynamic(fp32, target),
     "dynamic, FFN output kept fp32": lambda fp32, target, *_: dynamic(fp32, target, True),
     "block-wise (MatMulNBits)": lambda fp32, target, *_: block_wise(fp32, target),
-    "SmoothQuant α 0.5 + dynamic": smoothquant((0.5,)),
-    "SmoothQuant α 0.8 + dynamic": smoothquant((0.8,)),
+    "SmoothQuant α 0.5 + dynamic": smoothquant((0.5,), flip_budget=1.0),
+    "SmoothQuant α 0.8 + dynamic": smoothquant((0.8,), flip_budget=1.0),
+    "SmoothQuant α 0.8 + dynamic, down-projections block-wise": smoothquant(
+        (0.8,), flip_budget=-1.0
+    ),
     "SmoothQuant, α of 0.7/0.8/0.9 chosen on validation (training's)": smoothquant(ALPHAS),
     "static QDQ (MinMax on 300 validation posts)": static_qdq(),
     "SmoothQuant α 0.8 + static QDQ": static_qdq(0.8),
@@ -176,7 +184,12 @@ def with_int8(source: Path, scratch: Path, build, calibration: list[str]) -> Pat
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="registered model tag (default: production, else newest)")
-    parser.add_argument("--only", nargs="+", help="only the variants whose names contain these")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        help="only the variants whose names contain these; the other rows of the last "
+        "results are kept",
+    )
     args = parser.parse_args(argv)
 
     from socialcare.core.arrays import encode_posts
@@ -245,10 +258,26 @@ def main(argv=None) -> int:
             judge(BF16, Predictor(source, runtime=TORCH), calibrate(source, splits, TORCH))
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": tag, "posts": len(texts)}
+    if args.only and RESULTS.with_suffix(".json").exists():
+        # Rows not rerun come from the last run (same model only), in the table's order;
+        # fp32's speed is this run's, so the earlier rows' ratios are only indicative.
+        last = json.loads(RESULTS.with_suffix(".json").read_text(encoding="utf-8"))
+        if last["meta"]["model"] == tag:
+            kept = {name: row for name, row in last["variants"].items() if name not in rows}
+            order = ["onnx fp32 (reference)", *VARIANTS, BF16]
+            merged = {**kept, **rows}
+            rows = {name: merged[name] for name in order if name in merged}
+            meta["rows_rerun"] = [name for name in rows if name not in kept]
+            meta["rows_from"] = last["meta"]["date"]
     base = rows["onnx fp32 (reference)"]["speed"]["texts_per_s_32"]
     lines = [
         f"Int8 variants of {tag}, {meta['date']}; {len(texts)} posts (seed validation + test).",
         "",
+        *(
+            [f"Rerun: {', '.join(meta['rows_rerun'])}; other rows from {meta['rows_from']}.", ""]
+            if "rows_rerun" in meta
+            else []
+        ),
         "| variant | max abs logit diff vs fp32 | flipped intent labels / sentiments "
         "| worst macro-F1 loss, validation | worst loss, test "
         "| gate on validation ∪ test: loss, intent / sentiment flips | passes "

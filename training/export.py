@@ -10,9 +10,10 @@ do the attention score products and the two logit heads (a tiny share of the wor
 error would go straight into the probabilities).
 
 A second int8 graph, SmoothQuant's (training/smoothquant.py), uses ONNX Runtime's
-per-tensor dynamic kernel instead, about 1.9x ONNX fp32 for the 12-layer model: faster,
-but only faithful once the activation outliers are moved into the weights, so it needs
-calibration posts (validation) and flips more decisions than block-wise int8.
+per-tensor dynamic kernel instead (about 2.4x ONNX fp32 for the 12-layer model; 1.9x
+with its down-projections block-wise, which it falls back to when the per-tensor
+kernel flips too many decisions): faster, but only faithful once the activation
+outliers are moved into the weights, so it needs calibration posts (validation).
 
 Int8 is not free: which runtime is served is decided by the quality gate
 (training/runtimes.py).
