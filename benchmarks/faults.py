@@ -9,7 +9,7 @@ do not), and injects one fault at a time:
 
 1. the review queue's file system read-only when the service starts, writable again 5 s
    into the load (Linux refuses a read-only remount while a file is open for writing);
-2. the classifier worker killed with SIGKILL;
+2. the service worker killed with SIGKILL;
 3. the review queue locked by another writer for 5 s;
 4. the review queue's disk full for 5 s;
 5. the policy file rewritten (half-written, then replaced) while the service runs.
@@ -228,10 +228,10 @@ def main() -> int:
             )
         rows.append(
             run_fault(
-                "classifier worker killed (SIGKILL)",
+                "service worker killed (SIGKILL)",
                 service,
                 queue_path,
-                lambda: os.kill(service.classifier_pid(), signal.SIGKILL),
+                lambda: os.kill(service.worker_pid(), signal.SIGKILL),
             )
         )
         blocker = sqlite3.connect(queue_path, isolation_level=None, check_same_thread=False)

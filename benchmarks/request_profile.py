@@ -9,12 +9,12 @@ Two views of the same posts (seed validation + test, one post per request), one 
    detection, tokenisation, the model (the served runtime), the decision layer, and the
    response policy with the answer record;
 2. over HTTP, `socialcare serve` at concurrency 1: the caller's latency, and from the
-   service's own /metrics (differences before and after the run) the front's request
-   time, the classifier's, and the front's stages (model call, policy, queue).
+   service's own /metrics (differences before and after the run) its request time and
+   its stages (model: the batching queue and the model call; policy; queue).
 
-The difference between the front's "model" stage and the classifier's own request time
-is what the hop between the two services costs; the front's request time minus its
-stages is what BentoML's request handling and our guard cost. Prints and writes
+The service's "model" stage minus the in-process model time is what the batching queue
+and the hand-over to the model's thread cost; its request time minus its stages is what
+BentoML's request handling and our guard cost. Prints and writes
 benchmarks/results/request_profile.{md,json}.
 """
 
@@ -153,10 +153,7 @@ def over_http(model: str, posts: list) -> dict:
                 response.raise_for_status()
             after = metric_sums(service.url)
     request = "bentoml_service_request_duration_seconds"
-    front = mean_ms(before, after, request, service_name="socialcare", endpoint="/predict")
-    # Its batching API, or the direct one that large or lone requests take.
-    classifier = mean_ms(before, after, request, service_name="socialcare-classifier",
-                         endpoint=("/classify", "/classify_request"))  # fmt: skip
+    service = mean_ms(before, after, request, service_name="socialcare", endpoint="/predict")
     stage = {
         name: mean_ms(before, after, "socialcare_stage_seconds", stage=name)
         for name in ("model", "policy", "queue")
@@ -165,15 +162,11 @@ def over_http(model: str, posts: list) -> dict:
         "client_p50_ms": float(np.percentile(latencies, 50)),
         "client_p99_ms": float(np.percentile(latencies, 99)),
         "client_mean_ms": statistics.fmean(latencies),
-        "front_request_mean_ms": front,
-        "classifier_request_mean_ms": classifier,
-        "front_stage_mean_ms": stage,
-        "hop_mean_ms": None
-        if None in (stage["model"], classifier)
-        else stage["model"] - classifier,
-        "front_handling_mean_ms": None
-        if front is None or None in stage.values()
-        else front - sum(stage.values()),
+        "service_request_mean_ms": service,
+        "service_stage_mean_ms": stage,
+        "service_handling_mean_ms": None
+        if service is None or None in stage.values()
+        else service - sum(stage.values()),
     }
 
 
@@ -201,17 +194,15 @@ def report(model: str, stages: dict, http: dict, count: int) -> str:
         f"| caller's latency, p50 / p99 | {http['client_p50_ms']:.1f} / "
         f"{http['client_p99_ms']:.1f} |",
         f"| caller's latency, mean | {http['client_mean_ms']:.1f} |",
-        f"| front's request time (BentoML), mean | {http['front_request_mean_ms']:.1f} |",
-        f"| classifier's request time (BentoML), mean | {http['classifier_request_mean_ms']:.1f} |",
+        f"| the service's request time (BentoML), mean | {http['service_request_mean_ms']:.1f} |",
         *(
-            f"| front stage: {name}, mean | {value:.2f} |"
-            for name, value in http["front_stage_mean_ms"].items()
+            f"| stage: {name}, mean | {value:.2f} |"
+            for name, value in http["service_stage_mean_ms"].items()
         ),
-        f"| the hop front → classifier (model stage − classifier's time) | "
-        f"{http['hop_mean_ms']:.1f} |",
-        f"| front's own handling (request time − stages) | {http['front_handling_mean_ms']:.1f} |",
-        f"| outside the front (caller's mean − front's request time) | "
-        f"{http['client_mean_ms'] - http['front_request_mean_ms']:.1f} |",
+        f"| the service's own handling (request time − stages) | "
+        f"{http['service_handling_mean_ms']:.1f} |",
+        f"| outside the service (caller's mean − its request time) | "
+        f"{http['client_mean_ms'] - http['service_request_mean_ms']:.1f} |",
     ]
     return "\n".join(lines) + "\n"
 

@@ -41,14 +41,14 @@ class ServiceProcess:
         with SocialCareClient(self.url) as api:
             api.wait_until_ready(timeout=timeout)
 
-    def classifier_pid(self) -> int:
-        """The classifier worker's process id (BentoML restarts it with a new one)."""
+    def worker_pid(self) -> int:
+        """The service worker's process id (BentoML restarts it with a new one)."""
         import psutil
 
         for child in psutil.Process(self.process.pid).children(recursive=True):
-            if "socialcare-classifier" in " ".join(child.cmdline()):
+            if "_bentoml_impl.worker.service" in " ".join(child.cmdline()):
                 return child.pid
-        raise LookupError("no classifier worker is running")
+        raise LookupError("no service worker is running")
 
     def rss_bytes(self) -> int:
         """Resident memory of the server and all its workers."""

@@ -6,9 +6,9 @@
         for prediction in client.predict([{"text": "Varför svarar ingen?", "id": "x-1"}]):
             print(prediction.id, prediction.labels, prediction.action.type)
 
-Retries when the service is starting, restarting its classifier or overloaded (503) or
-cannot be reached, with exponential back-off and never sooner than the 503's Retry-After:
-the default 6 retries wait about 30 s in all, longer than a classifier worker takes to
+Retries when the service is overloaded (503), cannot be reached or drops the connection
+(its worker restarting), with exponential back-off and never sooner than the 503's
+Retry-After: the default 6 retries wait about 30 s in all, longer than a worker takes to
 come back after a crash. A request the service refuses (4xx) raises at once with the
 service's explanation, since sending it again cannot help.
 """
@@ -85,7 +85,9 @@ class SocialCareClient:
             last = attempt == self.retries
             try:
                 response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError):
+            # Not reached, or the connection lost before the answer (a worker killed
+            # mid-request): sending the posts again at worst queues a flagged one twice.
+            except (httpx.NetworkError, httpx.ReadTimeout, httpx.RemoteProtocolError):
                 if last:
                     raise
             else:

@@ -59,7 +59,7 @@ def service_settings(opts: ServeOptions) -> ServiceSettings:
 
 
 def run_serve(opts: ServeOptions) -> int:
-    from serving.policy import load_policy
+    from serving.policy import frozen_copy, load_policy
     from socialcare.runtime.resolver import model_info
 
     # Check what can be checked here, so mistakes read as one line, not a server log.
@@ -67,6 +67,9 @@ def run_serve(opts: ServeOptions) -> int:
     # The tag, not "production": the service keeps serving this model if another is promoted.
     settings = settings.model_copy(update={"model": settings.served_model()})
     policy = load_policy(settings.policy)
+    # The service reads a copy of the policy just checked: a worker that BentoML restarts
+    # then serves the same policy, whatever happened to the file since.
+    settings = settings.model_copy(update={"policy": frozen_copy(settings.policy)})
     band = policy.band_for(model_info(settings.model).get("review_calibration"))
     how = (
         f"to flag {policy.review_rate:.0%} of the model's validation posts"

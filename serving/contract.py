@@ -40,15 +40,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PATH = "/predict"
 SPEC_PATH = "/docs.json"
-# A 503 tells the client to retry after this many seconds (the worker restarts in a few).
+# A 503 tells the client to retry after this many seconds (a backlog drains in a few).
 RETRY_AFTER_S = 2
 # Every error /predict may answer, as the OpenAPI document lists them.
 ERROR_RESPONSES = {
     "400": "The request is not valid: bad JSON, or a field breaks the schema (see detail)",
     "413": "The body is larger than the service reads (--max-body-bytes), after gzip",
     "415": "Content-Type is not application/json, or Content-Encoding is not gzip",
-    "503": "The classifier cannot answer now (starting, restarting or overloaded); retry "
-    "after Retry-After seconds",
+    "503": "The service cannot answer now (overloaded: the model is behind its queue); "
+    "retry after Retry-After seconds",
 }
 
 
@@ -257,7 +257,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _retryable_503(send: Send) -> Send:
-    """``send`` that turns BentoML's 503 (the classifier cannot answer) into ApiError with
+    """``send`` that turns BentoML's 503 (the model cannot answer now) into ApiError with
     Retry-After, and passes everything else on."""
     refused = False
 

@@ -22,7 +22,7 @@ KNOWN_METRICS = {metric.name: metric for metric in (*METRICS, *BENTOML_METRICS)}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 DATASOURCE_VARIABLE = {"name": "datasource", "label": "Prometheus", "type": "datasource",
                        "query": "prometheus"}  # fmt: skip
-# Only the front service's requests: the classifier's are internal (service_name label).
+# Our service's requests (BentoML labels every request with its service's name).
 FRONT = 'service_name="socialcare"'
 PREDICT = f'{FRONT},endpoint="/predict"'
 RATE = "[$__rate_interval]"
@@ -162,7 +162,7 @@ def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
     ]  # fmt: skip
     requests = f"rate({series('bentoml_service_request')}{{{FRONT}}}{RATE})"
     service = [
-        _panel("Requests per second by endpoint and status", "BentoML's count, front service.",
+        _panel("Requests per second by endpoint and status", "BentoML's count.",
                [_target(f"sum by (endpoint, http_response_code) ({requests})",
                         "{{endpoint}} {{http_response_code}}")], "reqps"),
         _panel("/predict 5xx share", f"Share of requests answered with a 5xx. {error_alert}",
@@ -173,15 +173,14 @@ def _rows(rules: AlertRules) -> list[tuple[str, list[dict]]]:
                           "/predict"),
                 _target(rules.recorded(p99), "/predict p99"),
                 _target(latency_limit, "alert above")], "s"),
-        _panel("Time per stage", "model: the classifier call; policy; queue: the review queue.",
+        _panel("Time per stage", "model: queue and call; policy; queue: the review queue.",
                [_quantile(q, "socialcare_stage_seconds", "", "stage, le", "{{stage}}")
                 for q in (0.5, 0.99)], "s"),
         _panel("Requests in progress", "",
                [_target(f"sum by (endpoint) ({series('bentoml_service_request_in_progress')}"
                         f"{{{FRONT}}})", "{{endpoint}}")]),
-        _panel("Classifier batch size", "Posts per model call that adaptive batching formed.",
-               [_quantile(q, "bentoml_service_adaptive_batch_size",
-                          'service_name="socialcare-classifier"', "le", "batch size")
+        _panel("Model batch size", "Posts per model call that adaptive batching formed.",
+               [_quantile(q, "socialcare_model_batch_posts", "", "le", "batch size")
                 for q in (0.5, 0.99)]),
     ]  # fmt: skip
     return [

@@ -17,6 +17,9 @@ from typing import NamedTuple
 # Latency buckets (seconds) for one stage of a request: a model call on 2 cores takes
 # 10-200 ms, the policy and the queue well under 1 ms unless something is wrong.
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# Posts per model call: 1 when posts arrive one at a time, up to 64 (and a large request's
+# size) under load.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class Metric(NamedTuple):
@@ -44,8 +47,10 @@ METRICS = (
            "Where each post's language came from: given, detected or undetermined",
            ("source", "lang")),
     Metric("socialcare_stage_seconds", "histogram",
-           "Time in one stage of /predict: model (the classifier call), policy, queue",
+           "Time in one stage of /predict: model (waiting for it and its call), policy, queue",
            ("stage",)),
+    Metric("socialcare_model_batch_posts", "histogram",
+           "Posts per model call (adaptive batching: those that arrived during the last call)"),
     Metric("socialcare_review_queue_errors", "counter",
            "Failed writes to the review queue, by kind (locked, read_only, full, io, other)",
            ("kind",)),
@@ -64,7 +69,7 @@ METRICS = (
 # BentoML's own metrics that the alert rules and the dashboard read, as a real /metrics
 # of `socialcare serve` shows them (BentoML 1.4; tests/test_ops.py checks them on one),
 # with the labels we read (BentoML adds runner_name and service_version).
-# Our front service is service_name="socialcare", the classifier "socialcare-classifier".
+# Our service is service_name="socialcare".
 BENTOML_METRICS = (
     Metric("bentoml_service_request", "counter",
            "Requests answered, by service, endpoint and HTTP status code",
@@ -74,8 +79,6 @@ BENTOML_METRICS = (
            ("service_name", "endpoint", "http_response_code")),
     Metric("bentoml_service_request_in_progress", "gauge",
            "Requests being answered now, by service and endpoint", ("service_name", "endpoint")),
-    Metric("bentoml_service_adaptive_batch_size", "histogram",
-           "Posts per batch the classifier's adaptive batching formed", ("service_name",)),
 )  # fmt: skip
 
 
@@ -88,6 +91,7 @@ class ServiceMetrics:
     actions: object
     languages: object
     stage_seconds: object
+    model_batch_posts: object
     review_queue_errors: object
     review_backlog: object
     review_dropped: object
@@ -105,7 +109,8 @@ def service_metrics() -> ServiceMetrics:
         if kind == "counter":
             metric = prometheus_client.Counter(name, documentation, labels)
         elif kind == "histogram":
-            metric = prometheus_client.Histogram(name, documentation, labels, buckets=STAGE_BUCKETS)
+            buckets = BATCH_BUCKETS if name.endswith("_posts") else STAGE_BUCKETS
+            metric = prometheus_client.Histogram(name, documentation, labels, buckets=buckets)
         else:
             # Across worker processes: the backlogs add up; the served model and policy are
             # the same.

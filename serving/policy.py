@@ -6,6 +6,8 @@ the file's tables: intent names, actions, priorities and due times all come from
 so a social-media lead can change the rules without touching code.
 """
 
+import hashlib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from pydantic import (
 from socialcare.core.clock import as_utc
 from socialcare.core.errors import describe_errors
 from socialcare.core.labels import INTENTS, Intent, Sentiment
-from socialcare.core.paths import POLICY_FILE
+from socialcare.core.paths import POLICY_FILE, VAR_DIR
 from socialcare.core.schema import NonBlank
 
 # Strongest first: when a post has several intents, the strongest action and the
@@ -356,3 +358,17 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
             where = f"{path}:{line}" if line is not None else str(path)
             problems.append(f"{where}: {field}: {message}")
         raise PolicyError(problems) from None
+
+
+def frozen_copy(path: Path, directory: Path = VAR_DIR / "policies") -> Path:
+    """A copy of the policy file named by its content, for the service to read: each worker
+    BentoML (re)starts reads the policy, and must read the one checked at start-up, not the
+    file as edited since."""
+    content = Path(path).read_bytes()
+    copy = Path(directory) / f"{hashlib.sha256(content).hexdigest()[:16]}.yaml"
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(content)
+        partial.replace(copy)  # whole or absent, even with two servers starting at once
+    return copy

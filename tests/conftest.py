@@ -121,10 +121,9 @@ def service_client(service_settings):
     Prometheus metrics once per process)."""
     from starlette.testclient import TestClient
 
-    from serving.service import build_services
+    from serving.service import build_service
 
-    _, front = build_services(service_settings)
-    with TestClient(front.to_asgi()) as client:
+    with TestClient(build_service(service_settings).to_asgi()) as client:
         yield client
 
 

@@ -150,30 +150,26 @@ def test_a_pattern_refusal_and_pydantics_refusal_agree(client):
         assert matches == accepted, hex(code)
 
 
-def test_the_classifier_down_is_a_retryable_503(spec):
-    """A classifier that cannot answer (killed, restarting) gives 503 with Retry-After and
-    the error body, never a 500 (the real kill is tested in test_faults)."""
+def test_a_model_behind_its_queue_is_a_retryable_503(spec):
+    """Posts that waited too long for the model (a backlog) give 503 with Retry-After and
+    the error body, never a 500 (the queue itself: tests/test_batching.py)."""
     import asyncio
 
-    import aiohttp
     from bentoml.exceptions import ServiceUnavailable
 
+    from serving.batching import QueueTimeout
     from serving.contract import RETRY_AFTER_S, RequestGuard
-    from serving.service import Front
+    from serving.service import SocialCareService
 
-    class DeadClassifier:
-        class to_async:  # noqa: N801 - BentoML's name
-            @staticmethod
-            async def classify(posts):
-                raise aiohttp.ServerDisconnectedError()
+    class BehindQueue:
+        @staticmethod
+        async def classify(posts):
+            raise QueueTimeout("waited over 10 s")
 
-            classify_request = classify
-
-    front = Front.__new__(Front)
-    front.classifier = DeadClassifier()
-    front._waiting_for_model = 0
+    service = SocialCareService.__new__(SocialCareService)
+    service.model_queue = BehindQueue()
     with pytest.raises(ServiceUnavailable):
-        asyncio.run(front._classify([]))
+        asyncio.run(service._classify([]))
 
     async def app(scope, receive, send):  # what BentoML answers for ServiceUnavailable
         await receive()

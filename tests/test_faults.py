@@ -1,5 +1,5 @@
 """Faults the service survives without losing anything: a locked or unwritable review
-queue, writers and a reviewer on the queue at once, the classifier worker killed under
+queue, writers and a reviewer on the queue at once, the service worker killed under
 load, the policy file edited while it runs; and nothing personal in its logs meanwhile."""
 
 import multiprocessing
@@ -170,10 +170,11 @@ def test_the_queue_file_is_private(tmp_path):
 SECRET = "Anna Svensson anna.svensson@example.se 070-123 45 67"
 
 
-def test_classifier_killed_under_load_nothing_lost(registered_baseline, start_service, tmp_path):
-    """SIGKILL to the classifier worker while four callers send posts: /readyz turns 503
-    until the worker is back, callers (the typed client, retrying) see no error, no answer
-    is a 500; the policy file edited meanwhile is not read; the logs hold no post text."""
+def test_worker_killed_under_load_nothing_lost(registered_baseline, start_service, tmp_path):
+    """SIGKILL to the service worker while four callers send posts: BentoML starts a new
+    worker, callers (the typed client, retrying dropped connections) see no error, no
+    answer is a 500; the policy file edited meanwhile is not read; the logs hold no post
+    text."""
     from serving.client import SocialCareClient
     from serving.policy import load_policy
     from socialcare.core import paths
@@ -200,25 +201,20 @@ def test_classifier_killed_under_load_nothing_lost(registered_baseline, start_se
     time.sleep(2)
     # The policy file half-written, then replaced: the running service reads neither.
     policy.write_text("version: broken\nrules: [", encoding="utf-8")
-    victim = service.classifier_pid()
+    victim = service.worker_pid()
     os.kill(victim, signal.SIGKILL)
-    readiness = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        readiness.append(httpx.get(f"{service.url}/readyz", timeout=10).status_code)
-        if readiness[-1] == 200 and 503 in readiness:
-            break
-        time.sleep(0.25)
+    before = len(answered)
+    # Connections wait in the listening socket's backlog until the new worker answers.
+    assert httpx.get(f"{service.url}/readyz", timeout=120).status_code == 200
+    assert service.worker_pid() != victim
     during = len(answered)
     time.sleep(2)
     stop.set()
     for caller in callers:
         caller.join(timeout=120)
 
-    assert 503 in readiness and readiness[-1] == 200  # not ready, then back, no restart
-    assert service.classifier_pid() != victim
     assert failures == []
-    assert len(answered) > during  # answers after the worker came back
+    assert len(answered) > during >= before  # answers after the new worker started
     assert set(answered) == {version}  # the policy it started with
     log = service.log()
     assert "status=500" not in log

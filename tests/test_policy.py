@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.policy import Action, Policy, PolicyError, load_policy, parse_due
+from serving.policy import Action, Policy, PolicyError, frozen_copy, load_policy, parse_due
 from socialcare.core.labels import INTENTS
 from socialcare.core.paths import POLICY_FILE
 
@@ -290,3 +290,16 @@ def test_missing_or_empty_file(tmp_path):
     (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="expected settings"):
         load_policy(tmp_path / "empty.yaml")
+
+
+def test_the_service_reads_a_frozen_copy_of_the_policy(tmp_path):
+    """A worker restarted later reads the policy checked at start-up, not the file as
+    edited since; the same content shares one copy."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    copy = frozen_copy(policy, tmp_path / "served")
+    policy.write_text("version: broken\nrules: [", encoding="utf-8")
+    assert load_policy(copy).version == load_policy(POLICY_FILE).version
+    assert frozen_copy(POLICY_FILE, tmp_path / "served") == copy
+    assert frozen_copy(policy, tmp_path / "served") != copy
+    assert not list((tmp_path / "served").glob("*.tmp"))

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from starlette.testclient import TestClient
 
-from serving.service import DIRECT_MIN_POSTS
+from serving.service import MAX_BATCH_POSTS
 from serving.settings import ServiceSettings
 from socialcare.core import paths
 from socialcare.core.answers import Answer, SentimentResult
@@ -84,16 +84,15 @@ def test_contract_in_input_order(client, served_model):
     assert due == datetime.fromisoformat("2026-11-20T11:00:00+00:00")
 
 
-@pytest.mark.parametrize("size", [2, "direct"])
+@pytest.mark.parametrize("size", [2, MAX_BATCH_POSTS + 1])
 def test_same_answer_alone_or_in_a_batch(client, size):
-    # Small requests go through the batching queue, large ones straight to the model.
-    size = DIRECT_MIN_POSTS if size == "direct" else size
+    # A request larger than a batch still goes to the model whole, in one call.
     texts = [
         "Ni har fel, självrisken är inte 5000 kr!",
         "Ma che scherzo è questo? 😂",
         "Varför har ingen svarat på min skadeanmälan?",
         "Grazie per l'aiuto veloce!",
-    ] * DIRECT_MIN_POSTS
+    ] * (MAX_BATCH_POSTS // 4 + 1)
     texts = [f"{text} ({i})" for i, text in enumerate(texts[:size])]
     together = predict(client, *({"text": t} for t in texts)).json()["predictions"]
     for text, expected in zip(texts, together, strict=True):
@@ -315,7 +314,8 @@ def test_policy_file_path_is_the_shipped_one_by_default():
 
 
 def _answers(*statuses: int):
-    """An httpx transport answering /predict with these statuses in turn (then 200s)."""
+    """An httpx transport answering /predict with these statuses in turn (then 200s);
+    0: the connection reset before an answer (a worker killed mid-request)."""
     calls = []
 
     def handle(request):
@@ -323,6 +323,8 @@ def _answers(*statuses: int):
 
         calls.append(request.url.path)
         status = statuses[len(calls) - 1] if len(calls) <= len(statuses) else 200
+        if status == 0:
+            raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
         if status != 200:
             return httpx.Response(status, json={"error": "busy"})
         posts = json.loads(request.content)["posts"]
@@ -340,10 +342,10 @@ def _answers(*statuses: int):
     return httpx.MockTransport(handle), calls
 
 
-def test_client_retries_503_but_not_400():
+def test_client_retries_503_and_lost_connections_but_not_400():
     from serving.client import ServiceError, SocialCareClient
 
-    transport, calls = _answers(503, 503)
+    transport, calls = _answers(503, 0)
     with SocialCareClient("http://x", transport=transport, retries=3, backoff=0.001) as api:
         assert api.predict([{"text": "Hej", "id": "a"}])[0].id == "a"
     assert len(calls) == 3
@@ -386,40 +388,3 @@ def test_request_limits_come_from_the_settings(settings):
     assert schema["properties"]["posts"]["maxItems"] == 2
     assert schema["$defs"]["ApiPost"]["properties"]["text"]["maxLength"] == 10
     assert settings.max_posts == 256 and settings.max_text_chars == 5000  # the defaults
-
-
-def test_a_post_alone_skips_the_batching_queue_and_concurrent_ones_share_it():
-    """One request at a time goes straight to the model (the batching window would only
-    add its wait); posts of concurrent small requests are batched."""
-    import asyncio
-
-    from serving.service import Front
-
-    calls = []
-
-    class Classifier:
-        class to_async:  # noqa: N801 - BentoML's name
-            @staticmethod
-            async def classify(posts):
-                calls.append("batched")
-                await asyncio.sleep(0.01)
-                return posts
-
-            @staticmethod
-            async def classify_request(posts):
-                calls.append("direct")
-                await asyncio.sleep(0.01)
-                return posts
-
-    front = Front.__new__(Front)
-    front.classifier = Classifier()
-    front._waiting_for_model = 0
-
-    async def requests():
-        await front._classify(["one"])
-        await asyncio.gather(*(front._classify([n]) for n in range(3)))
-        await front._classify(["x"] * DIRECT_MIN_POSTS)
-
-    asyncio.run(requests())
-    assert calls == ["direct", "direct", "batched", "batched", "direct"]
-    assert front._waiting_for_model == 0
