@@ -52,61 +52,44 @@ def test_a_post_alone_goes_to_the_model_at_once():
     assert sizes == [1, 1]
 
 
-def test_requests_that_arrive_during_a_call_share_the_next_one():
-    model = FakeModel()
+def behind_a_busy_model(requests, max_posts=4, fail_on=None, leave=()):
+    """Sends ["a"], then ``requests`` while the model is busy with it (the callers at
+    indexes ``leave`` disconnect meanwhile), then lets the model go on. Returns the model
+    and each request's answers (or exception), "a"'s first."""
+    model = FakeModel(fail_on=fail_on)
     model.gate = threading.Event()
-    models = queue(model, max_posts=4)
+    models = queue(model, max_posts=max_posts)
 
     async def burst():
         first = asyncio.create_task(models.classify(["a"]))
         await started(model, 1)  # the model is busy with "a"
-        others = [asyncio.create_task(models.classify(posts)) for posts in (["b", "c"], ["d"])]
+        tasks = [asyncio.create_task(models.classify(posts)) for posts in requests]
         await asyncio.sleep(0.01)
+        for index in leave:
+            tasks[index].cancel()  # the client disconnected
         model.gate.set()
-        return await first, [await task for task in others]
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
 
-    first, others = asyncio.run(burst())
+    return model, asyncio.run(burst())
+
+
+def test_requests_that_arrive_during_a_call_share_the_next_one():
+    model, answers = behind_a_busy_model((["b", "c"], ["d"]))
     assert model.calls == [["a"], ["b", "c", "d"]]
-    assert first == ["A"] and others == [["B", "C"], ["D"]]  # each caller gets its own posts
+    assert answers == [["A"], ["B", "C"], ["D"]]  # each caller gets its own posts
 
 
 def test_a_batch_stops_at_max_posts_and_a_larger_request_goes_whole():
-    model = FakeModel()
-    model.gate = threading.Event()
-    models = queue(model, max_posts=4)
-
-    async def burst():
-        first = asyncio.create_task(models.classify(["a"]))
-        await started(model, 1)
-        requests = (["b", "c", "d"], ["e", "f"], ["g", "h", "i", "j", "k"])
-        tasks = [asyncio.create_task(models.classify(posts)) for posts in requests]
-        await asyncio.sleep(0.01)
-        model.gate.set()
-        await first
-        return [await task for task in tasks]
-
-    answers = asyncio.run(burst())
+    requests = (["b", "c", "d"], ["e", "f"], ["g", "h", "i", "j", "k"])
+    model, answers = behind_a_busy_model(requests, max_posts=4)
     assert model.calls == [["a"], ["b", "c", "d"], ["e", "f"], ["g", "h", "i", "j", "k"]]
-    assert answers[2] == ["G", "H", "I", "J", "K"]
+    assert answers[3] == ["G", "H", "I", "J", "K"]
 
 
 def test_a_failed_call_fails_its_requests_only():
-    model = FakeModel(fail_on="bad")
-    model.gate = threading.Event()
-    models = queue(model, max_posts=2)
-
-    async def burst():
-        first = asyncio.create_task(models.classify(["a"]))
-        await started(model, 1)
-        failing = asyncio.create_task(models.classify(["bad", "b"]))
-        later = asyncio.create_task(models.classify(["c"]))
-        await asyncio.sleep(0.01)
-        model.gate.set()
-        with pytest.raises(RuntimeError, match="the model failed"):
-            await failing
-        return await first, await later
-
-    assert asyncio.run(burst()) == (["A"], ["C"])
+    model, answers = behind_a_busy_model((["bad", "b"], ["c"]), max_posts=2, fail_on="bad")
+    assert isinstance(answers[1], RuntimeError) and "the model failed" in str(answers[1])
+    assert (answers[0], answers[2]) == (["A"], ["C"])
     assert model.calls == [["a"], ["bad", "b"], ["c"]]
 
 
@@ -127,19 +110,7 @@ def test_a_request_that_waited_too_long_is_refused_without_a_model_call():
 
 
 def test_a_caller_that_left_costs_no_model_time():
-    model = FakeModel()
-    model.gate = threading.Event()
-    models = queue(model)
-
-    async def burst():
-        first = asyncio.create_task(models.classify(["a"]))
-        await started(model, 1)
-        gone = asyncio.create_task(models.classify(["b"]))
-        stays = asyncio.create_task(models.classify(["c"]))
-        await asyncio.sleep(0.01)
-        gone.cancel()  # the client disconnected
-        model.gate.set()
-        return await first, await stays
-
-    assert asyncio.run(burst()) == (["A"], ["C"])
+    model, answers = behind_a_busy_model((["b"], ["c"]), leave=(0,))
+    assert isinstance(answers[1], asyncio.CancelledError)
+    assert (answers[0], answers[2]) == (["A"], ["C"])
     assert model.calls == [["a"], ["c"]]
