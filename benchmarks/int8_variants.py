@@ -24,6 +24,11 @@ and speed (texts/s in 32-post calls; one-post p50), fp32 measured in the same ru
   flips over smoothquant.FLIP_BUDGET of the validation decisions);
 - static QDQ: activation scales fixed from 300 validation posts (MinMax), weights per
   channel, plain and after SmoothQuant α 0.8;
+- <s> and </s> apart: e5's largest activations sit in those two rows of each post (on
+  the validation posts, layer 4's down-projection input peaks at 68 there and at 6.5 in
+  every other token); those rows go through a MatMul of their own, with its own
+  per-tensor scale, and the rest is quantised per tensor without smoothing; in every
+  MatMul, or only where the two rows peak over 1.5x the rest;
 - torch under bf16 autocast (this CPU's AVX512_BF16), not a graph but judged alike.
 
 Each row also shows the quality gate (training.runtimes.gate: against torch fp32 on
@@ -152,6 +157,140 @@ def static_qdq(alpha: float | None = None):
     return build
 
 
+def special_token_maxima(fp32: Path, nodes: list[str], batches) -> dict[str, tuple[float, float]]:
+    """Per MatMul input: the largest |activation| of the <s> and </s> rows, and of all
+    other real tokens, over the (input_ids, attention_mask) batches."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(fp32))
+    readers = {node.name: node.input[0] for node in model.graph.node}
+    tensors = sorted({readers[name] for name in nodes})
+    for tensor in tensors:
+        model.graph.output.append(onnx.ValueInfoProto(name=tensor))
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    found = {tensor: (0.0, 0.0) for tensor in tensors}
+    for input_ids, mask in batches:
+        special = np.zeros(mask.shape, dtype=bool)
+        special[:, 0] = True
+        special[np.arange(len(mask)), mask.sum(1) - 1] = True
+        others = (mask == 1) & ~special
+        values = session.run(tensors, {"input_ids": input_ids, "attention_mask": mask})
+        for tensor, value in zip(tensors, values, strict=True):
+            row_max = np.abs(value).max(-1)
+            peak_special, peak_other = found[tensor]
+            found[tensor] = (
+                max(peak_special, row_max[special].max()),
+                max(peak_other, row_max[others].max()),
+            )
+    return {name: found[readers[name]] for name in nodes}
+
+
+def special_rows_apart(fp32: Path, target: Path, nodes: set[str]) -> None:
+    """Write ``target``: ``fp32`` where each MatMul of ``nodes`` reads its input with the
+    <s> and </s> rows (and padding) zeroed, and those two rows per post go through a copy
+    of the MatMul of their own, written back into its output. Quantised dynamically, the
+    two then get separate per-tensor scales: e5's massive activations sit in those rows."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+
+    def constant(name: str, value) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value), "special_" + name))
+        return "special_" + name
+
+    zero, one = constant("zero", np.int64(0)), constant("one", np.int64(1))
+    axis1, last_axis = constant("axis1", np.array([1])), constant("last_axis", np.array([-1]))
+    node = helper.make_node
+    # keep (B, T, 1): 1 for the real tokens between <s> and </s>; rows (B, 2, 1): the
+    # positions of <s> and </s>; at (B, 2, 2): (post, position) of each, for ScatterND.
+    prologue = [
+        node("Shape", ["attention_mask"], ["special_shape"]),
+        node("Gather", ["special_shape", zero], ["special_B"], axis=0),
+        node("Gather", ["special_shape", one], ["special_T"], axis=0),
+        node("Range", [zero, "special_T", one], ["special_positions"]),
+        node("ReduceSum", ["attention_mask", axis1], ["special_length"], keepdims=1),
+        node("Sub", ["special_length", one], ["special_last"]),
+        node("Equal", ["special_positions", zero], ["special_is_first"]),
+        node("Equal", ["special_positions", "special_last"], ["special_is_last"]),
+        node("Or", ["special_is_first", "special_is_last"], ["special_is_special"]),
+        node("Not", ["special_is_special"], ["special_is_plain"]),
+        node("Cast", ["attention_mask"], ["special_is_real"], to=TensorProto.BOOL),
+        node("And", ["special_is_plain", "special_is_real"], ["special_keep_bool"]),
+        node("Cast", ["special_keep_bool"], ["special_keep_2d"], to=TensorProto.FLOAT),
+        node("Unsqueeze", ["special_keep_2d", last_axis], ["special_keep"]),
+        node("Mul", ["special_last", zero], ["special_first"]),
+        node("Concat", ["special_first", "special_last"], ["special_pair"], axis=1),
+        node("Unsqueeze", ["special_pair", last_axis], ["special_rows"]),
+        node("Range", [zero, "special_B", one], ["special_posts"]),
+        node("Unsqueeze", ["special_posts", last_axis], ["special_post"]),
+        node("Concat", ["special_post", "special_post"], ["special_post_pair"], axis=1),
+        node("Unsqueeze", ["special_post_pair", last_axis], ["special_post_rows"]),
+        node("Concat", ["special_post_rows", "special_rows"], ["special_at"], axis=2),
+    ]
+    readers: dict[str, list] = {}
+    for matmul in graph.node:
+        if matmul.name in nodes:
+            readers.setdefault(matmul.input[0], []).append(matmul)
+    after: dict[str, list] = {}  # nodes to insert after each MatMul
+    before: dict[str, list] = {}  # nodes to insert before the first reader of an input
+    for k, (tensor, group) in enumerate(readers.items()):
+        kept, rows = f"special_{k}_kept", f"special_{k}_rows"
+        before[group[0].name] = [
+            node("Mul", [tensor, "special_keep"], [kept]),
+            node("GatherND", [tensor, "special_rows"], [rows], batch_dims=1),
+        ]
+        for matmul in group:
+            weight = f"{matmul.name}_special_weight"
+            graph.initializer.append(
+                numpy_helper.from_array(numpy_helper.to_array(weights[matmul.input[1]]), weight)
+            )
+            output, plain = matmul.output[0], matmul.output[0] + "_plain_rows"
+            matmul.input[0], matmul.output[0] = kept, plain
+            after[matmul.name] = [
+                node("MatMul", [rows, weight], [output + "_special"], matmul.name + "_special"),
+                node("ScatterND", [plain, "special_at", output + "_special"], [output]),
+            ]
+    ordered = list(prologue)
+    for existing in graph.node:
+        ordered += before.get(existing.name, []) + [existing] + after.get(existing.name, [])
+    graph.ClearField("node")
+    graph.node.extend(ordered)
+    onnx.save(model, str(target))
+
+
+def special_tokens_apart(ratio: float):
+    """Dynamic int8 (no smoothing) with the <s> and </s> rows quantised apart, in the
+    MatMuls whose inputs peak over ``ratio`` times higher in those rows than elsewhere on
+    the validation posts (0: all of them)."""
+
+    def build(fp32: Path, target: Path, source: Path, calibration: list[str]) -> None:
+        from socialcare.runtime.tokens import TokenBatcher
+        from training.export import _encoder_matmuls
+        from training.smoothquant import quantize_smoothed
+
+        info = json.loads((source / "socialcare.json").read_text(encoding="utf-8"))
+        tokens = TokenBatcher.for_model(source, info)
+        ids, _ = tokens.encode(calibration)
+        batches = [(i, m) for _, i, m in tokens.batches(ids, batch_size=32)]
+        nodes = _encoder_matmuls(fp32)
+        peaks = special_token_maxima(fp32, nodes, batches)
+        chosen = {name for name in nodes if peaks[name][0] > ratio * peaks[name][1]}
+        print(f"{len(chosen)} of {len(nodes)} MatMuls get the special rows apart", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            graph = Path(scratch) / "apart.onnx"
+            special_rows_apart(fp32, graph, chosen)
+            apart = [f"{name}_special" for name in chosen]
+            quantize_smoothed(graph, target, [*nodes, *apart])
+
+    return build
+
+
 VARIANTS = {
     "dynamic, per-tensor activations": lambda fp32, target, *_: dynamic(fp32, target),
     "dynamic, FFN output kept fp32": lambda fp32, target, *_: dynamic(fp32, target, True),
@@ -164,6 +303,8 @@ VARIANTS = {
     "SmoothQuant, α of 0.7/0.8/0.9 chosen on validation (training's)": smoothquant(ALPHAS),
     "static QDQ (MinMax on 300 validation posts)": static_qdq(),
     "SmoothQuant α 0.8 + static QDQ": static_qdq(0.8),
+    "dynamic, <s> and </s> rows quantised apart in every MatMul": special_tokens_apart(0.0),
+    "dynamic, <s> and </s> rows apart where they peak 1.5x the rest": special_tokens_apart(1.5),
 }
 # Not a graph: torch under bf16 autocast (AVX512_BF16), judged the same way.
 BF16 = "torch, bf16 autocast"

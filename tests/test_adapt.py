@@ -130,13 +130,34 @@ def test_adapt_chooses_the_reviewed_weight_on_the_held_out_reviewed_posts(parent
     }
 
 
-def test_the_store_keeps_the_served_graph_and_the_weights_adapting_needs(parent):
+def test_the_store_entry_holds_only_what_serves_and_the_weights_are_kept_apart(parent):
     from socialcare.runtime.predictor import ONNX_FILES
 
     tag, directory = parent
     served = json.loads((directory / "socialcare.json").read_text())["runtime"]
-    stored = {p.name for p in Path(registry.get_model(tag).path).iterdir()}
+    assert served in ONNX_FILES  # else the torch weights are what it serves
+    entry = Path(registry.get_model(tag).path)
+    stored = {p.name for p in entry.iterdir()}
     assert set(ONNX_FILES.values()) <= {p.name for p in directory.iterdir()}  # training's own
     for runtime, name in ONNX_FILES.items():
         assert (name in stored) == (runtime == served), name
-    assert {"model.safetensors", "heads.safetensors", "tokenizer.json"} <= stored
+    assert "tokenizer.json" in stored
+    assert not {"model.safetensors", "heads.safetensors"} & stored
+    # The weights adapting continues from: an entry of the same version, found from the
+    # served one, holding the training's own files.
+    weights = registry.torch_weights_dir(entry)
+    assert weights.parent.name == tag.split(":")[0] + registry.WEIGHTS_SUFFIX
+    assert weights.name == tag.split(":")[1]
+    for name in registry.TORCH_FILES:
+        assert (weights / name).read_bytes() == (directory / name).read_bytes(), name
+
+
+def test_a_stored_model_whose_weights_entry_is_gone_says_so(parent, tmp_path):
+    import shutil
+
+    tag, _ = parent
+    copy = tmp_path / "entry"
+    shutil.copytree(registry.get_model(tag).path, copy)
+    (copy / "model.yaml").write_text("name: adapt-test\nversion: nosuchversion\n")
+    with pytest.raises(FileNotFoundError, match="adapt-test-weights:nosuchversion"):
+        registry.torch_weights_dir(copy)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from socialcare.core.arrays import LabelArrays, has_sentiment
-from socialcare.runtime.model import HEADS_FILE, IntentSentimentModel
+from socialcare.runtime.model import IntentSentimentModel
+from socialcare.runtime.predictor import INFO_FILE
 from socialcare.runtime.tokens import TokenBatcher
 
 LABEL_COLUMNS = ["intent_labels", "intent_mask", "sentiment_labels"]
@@ -133,7 +134,7 @@ def finetune(
     set_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(settings.base_model)
     tokens = TokenBatcher(tokenizer, settings.text_prefix, settings.max_length)
-    if (Path(settings.base_model) / HEADS_FILE).exists():
+    if (Path(settings.base_model) / INFO_FILE).exists():
         # A model of ours (socialcare adapt): continue from its encoder and both heads.
         model = IntentSentimentModel.load(Path(settings.base_model)).train()
         encoder = model.encoder

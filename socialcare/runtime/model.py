@@ -81,6 +81,9 @@ class IntentSentimentModel(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoModel
 
+        from socialcare.runtime.registry import torch_weights_dir
+
+        directory = torch_weights_dir(directory)  # a stored model's may be an entry apart
         encoder = AutoModel.from_pretrained(directory, add_pooling_layer=False)
         config = encoder.config
         saved = tuple(

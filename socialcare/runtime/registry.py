@@ -7,6 +7,11 @@ in a small file of ours inside the model's directory (``stage.json``), since Ben
 no public call to change a stored model: ``candidate`` when trained, ``production`` once
 promoted (one model at a time), ``archived`` when a later model replaced it; with the
 last promotion decision about it.
+
+A model's entry holds what it is served with, and nothing else, since a Bento copies it
+whole. When it is served on an ONNX graph, its torch weights (which `socialcare adapt`,
+`distill` and `python -m training.export` continue from) go to an entry of their own,
+``<name>-weights:<same version>``: `torch_weights_dir` finds them.
 """
 
 import json
@@ -18,6 +23,9 @@ MODEL_NAME = "socialcare-classifier"
 STAGE_FILE = "stage.json"
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)
+WEIGHTS_SUFFIX = "-weights"
+# What IntentSentimentModel.load reads (config.json stays in the served entry as well).
+TORCH_FILES = ("config.json", "model.safetensors", "heads.safetensors")
 
 
 def register(
@@ -25,39 +33,75 @@ def register(
 ) -> str:
     """Copy a trained model directory into the store as a candidate; return ``name:version``.
 
-    Exported graphs the model is not served on stay behind (`unserved_files`): an ONNX
-    copy of the encoder is about 400 MB. The training's own directory keeps every file.
+    The entry gets only what the model is served with (`unserved_files` stay behind: an
+    ONNX copy of the encoder is about 400 MB). Torch weights not served go to the
+    ``<name>-weights`` entry of the same version. The training's own directory keeps every
+    file.
     """
     import bentoml
 
+    model_dir = Path(model_dir).resolve()
     skipped = unserved_files(model_dir)
     with bentoml.models.create(name, labels=labels, metadata=_storable(metadata)) as model:
-        shutil.copytree(
-            model_dir,
-            model.path,
-            dirs_exist_ok=True,
-            ignore=lambda folder, names: [
-                name for name in names if Path(folder, name).resolve() in skipped
-            ],
-        )
+        _copy(model_dir, Path(model.path), skipped)
         _write_stage(Path(model.path), {"stage": CANDIDATE})
+    weights = {model_dir / file for file in TORCH_FILES}
+    if weights & skipped:
+        version = bentoml.Tag(name + WEIGHTS_SUFFIX, model.tag.version)
+        with bentoml.models.create(version, labels={"weights_of": str(model.tag)}) as entry:
+            for path in sorted(weights):
+                shutil.copy2(path, Path(entry.path) / path.name)
     return str(model.tag)
 
 
-def unserved_files(model_dir: Path) -> set[Path]:
-    """The exported graphs of a fine-tuned model other than the one it is served on.
+def _copy(source: Path, target: Path, skipped: set[Path]) -> None:
+    shutil.copytree(
+        source,
+        target,
+        dirs_exist_ok=True,
+        ignore=lambda folder, names: [
+            name for name in names if Path(folder, name).resolve() in skipped
+        ],
+    )
 
-    The torch weights are kept whichever runtime serves: `socialcare adapt` continues
-    from them. A model without a recorded runtime keeps everything.
-    """
-    from socialcare.runtime.predictor import INFO_FILE, ONNX_FILES
+
+def unserved_files(model_dir: Path) -> set[Path]:
+    """The files of a fine-tuned model that its recorded runtime does not read: the other
+    exported graphs, and the torch weights when an ONNX graph serves it. A model without a
+    recorded runtime keeps everything."""
+    from socialcare.runtime.predictor import INFO_FILE, ONNX_FILES, TORCH
 
     info = json.loads((Path(model_dir) / INFO_FILE).read_text(encoding="utf-8"))
     served = info.get("runtime")
     if info.get("kind") != "finetune" or served is None:
         return set()
     directory = Path(model_dir).resolve()
-    return {directory / name for runtime, name in ONNX_FILES.items() if runtime != served}
+    unserved = {directory / name for runtime, name in ONNX_FILES.items() if runtime != served}
+    if served != TORCH:
+        unserved |= {directory / name for name in TORCH_FILES if name != "config.json"}
+    return unserved
+
+
+def torch_weights_dir(directory: Path) -> Path:
+    """Where the torch weights of the model in ``directory`` are: the directory itself
+    (a training's own), else the ``-weights`` entry of a registered model served on ONNX."""
+    import yaml
+
+    directory = Path(directory)
+    if (directory / "model.safetensors").exists():
+        return directory
+    entry = directory / "model.yaml"  # BentoML's record of a stored model
+    if entry.exists():
+        stored = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        tag = f"{stored['name']}{WEIGHTS_SUFFIX}:{stored['version']}"
+        try:
+            return Path(get_model(tag).path)
+        except LookupError:
+            raise FileNotFoundError(
+                f"{directory}: the model is stored without its torch weights, and their "
+                f"entry {tag} is not in the store"
+            ) from None
+    raise FileNotFoundError(f"{directory}: no model.safetensors (torch weights)")
 
 
 def list_models(name: str = MODEL_NAME) -> list:
