@@ -8,7 +8,8 @@ and the posts it flagged must not be lost silently. So ``ReviewWriter``:
 - on failure keeps the posts in memory (a bounded backlog), logs the outage once (never
   the text), counts each failed write on /metrics, and tries again with the whole
   backlog, oldest first, every ``RETRY_S`` (a timer, so also when no post is flagged);
-- past ``max_backlog`` posts drops the oldest and counts them (socialcare_review_dropped).
+- past ``max_backlog`` posts drops the oldest and counts them (socialcare_review_dropped);
+- at shutdown (``close``) tries once more, and logs how many posts it could not write.
 
 A write in progress is never waited for: a post flagged meanwhile joins the backlog.
 """
@@ -55,7 +56,10 @@ class ReviewWriter:
         self._backlog: deque[ReviewItem] = deque()
         self._lock = threading.Lock()  # guards the fields below, never held while writing
         self._writing = False
+        self._in_flight = 0  # posts taken from the backlog by the write in progress
         self._retry_at = 0.0
+        self._retry: threading.Timer | None = None
+        self._closed = False
         self._failing_since: float | None = None  # when the current outage began
         self.metrics = service_metrics()
         self.metrics.review_backlog.set(0)
@@ -81,6 +85,7 @@ class ReviewWriter:
             with self._lock:
                 batch = list(self._backlog)
                 self._backlog.clear()
+                self._in_flight = len(batch)
                 if not batch:
                     self._writing = False
                     self.metrics.review_backlog.set(0)
@@ -101,6 +106,7 @@ class ReviewWriter:
             self._queue.close()
         with self._lock:
             self._backlog.extendleft(reversed(batch))  # oldest first again
+            self._in_flight = 0
             self._drop_overflow()
             self._retry_at = time.monotonic() + RETRY_S
             self._writing = False
@@ -116,12 +122,16 @@ class ReviewWriter:
             )  # fmt: skip
         # Retried even if no post is flagged meanwhile (a quiet night); a little after
         # RETRY_S, so that the retry is never refused as too early.
-        retry = threading.Timer(RETRY_S * 1.05, self.add, args=([],))
-        retry.daemon = True
-        retry.start()
+        with self._lock:
+            if self._closed:
+                return
+            self._retry = threading.Timer(RETRY_S * 1.05, self.add, args=([],))
+            self._retry.daemon = True
+            self._retry.start()
 
     def _written(self, batch: list[ReviewItem]) -> None:
         with self._lock:
+            self._in_flight = 0
             outage = self._failing_since
             self._failing_since = None
         if outage is not None:
@@ -144,6 +154,21 @@ class ReviewWriter:
             logger.error("review backlog full: %d flagged posts dropped (oldest first)", overflow)
 
     def waiting(self) -> int:
-        """Posts kept in memory, not yet in the queue."""
+        """Posts kept in memory, not yet in the queue (those being written included)."""
         with self._lock:
-            return len(self._backlog)
+            return len(self._backlog) + self._in_flight
+
+    def close(self) -> None:
+        """At shutdown: one last attempt to write what is kept, then no more retries; the
+        posts that could not be written are counted in the log (never their text)."""
+        with self._lock:
+            self._closed = True
+            if self._retry is not None:
+                self._retry.cancel()
+            self._retry_at = 0.0
+        self.add([])
+        lost = self.waiting()
+        if lost:
+            logger.error(
+                "review queue %s not writable at shutdown: %d flagged posts lost", self.path, lost
+            )

@@ -96,6 +96,13 @@ class SocialCareService:
             self.settings.review_queue,
         )
 
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        """A worker stopping (or restarting) writes what the review queue could not take
+        yet, and its retries and model thread stop with it."""
+        self.review_writer.close()
+        self.model_queue.close()
+
     async def predict(self, posts: list) -> PredictResponse:
         """Intents, sentiment and the action to take for each post, in input order."""
         received_at = datetime.now(UTC)

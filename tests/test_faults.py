@@ -33,6 +33,21 @@ def ids(queue: ReviewQueue) -> list[str]:
     return [entry.post_id for entry in queue.pending(after=0)]
 
 
+@pytest.fixture
+def new_writer():
+    """ReviewWriter(...), closed after the test: a writer left retrying would write to the
+    metrics registry the next test reads."""
+    made: list[ReviewWriter] = []
+
+    def make(*args, **kwargs) -> ReviewWriter:
+        made.append(ReviewWriter(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for writer in made:
+        writer.close()
+
+
 def written(writer: ReviewWriter) -> bool:
     """Whether the writer's kept posts reach the queue within a few retries."""
     deadline = time.monotonic() + 10 * RETRY_S
@@ -41,9 +56,9 @@ def written(writer: ReviewWriter) -> bool:
     return writer.waiting() == 0
 
 
-def test_a_locked_queue_costs_a_second_and_loses_nothing(tmp_path):
+def test_a_locked_queue_costs_a_second_and_loses_nothing(new_writer, tmp_path):
     path = tmp_path / "queue.sqlite"
-    writer = ReviewWriter(path)
+    writer = new_writer(path)
     writer.add([item(0)])
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock (a stuck notebook)
@@ -62,11 +77,11 @@ def test_a_locked_queue_costs_a_second_and_loses_nothing(tmp_path):
     assert ids(ReviewQueue(path)) == [f"p-{n}" for n in range(5)]  # all, oldest first
 
 
-def test_kept_posts_are_written_without_waiting_for_the_next_flagged_one(tmp_path):
+def test_kept_posts_are_written_without_waiting_for_the_next_flagged_one(new_writer, tmp_path):
     """A quiet night: the queue comes back and no post is flagged; the retry timer still
     writes what was kept."""
     path = tmp_path / "queue.sqlite"
-    writer = ReviewWriter(path)
+    writer = new_writer(path)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     writer.add([item(1)])
@@ -77,13 +92,55 @@ def test_kept_posts_are_written_without_waiting_for_the_next_flagged_one(tmp_pat
     assert ids(ReviewQueue(path)) == ["p-1"]
 
 
+def test_posts_being_written_still_count_as_waiting(new_writer, tmp_path, monkeypatch):
+    path = tmp_path / "queue.sqlite"
+    writer = new_writer(path)
+    real_add, entered, release = ReviewQueue.add, threading.Event(), threading.Event()
+
+    def slow(self, items):
+        entered.set()
+        release.wait(5)
+        return real_add(self, items)
+
+    monkeypatch.setattr(ReviewQueue, "add", slow)
+    thread = threading.Thread(target=writer.add, args=([item(1)],))
+    thread.start()
+    assert entered.wait(5)
+    assert writer.waiting() == 1  # not yet in the queue, though out of the backlog
+    release.set()
+    thread.join(5)
+    assert writer.waiting() == 0 and ids(ReviewQueue(path)) == ["p-1"]
+
+
+def test_closing_writes_what_was_kept_then_stops_retrying(new_writer, tmp_path, caplog):
+    written_at_close, lost_at_close = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    for path in (written_at_close, lost_at_close):
+        writer = new_writer(path)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        writer.add([item(1)])
+        assert writer.waiting() == 1
+        if path == written_at_close:
+            blocker.execute("ROLLBACK")
+            writer.close()
+        else:
+            writer.close()
+            blocker.execute("ROLLBACK")
+        blocker.close()
+    assert ids(ReviewQueue(written_at_close)) == ["p-1"]
+    assert "b.sqlite not writable at shutdown: 1 flagged posts lost" in caplog.text
+    assert "post 1" not in caplog.text
+    time.sleep(RETRY_S * 1.5)  # a retry timer would have fired by now
+    assert ids(ReviewQueue(lost_at_close)) == []
+
+
 @pytest.mark.parametrize(
     "message, kind",
     [("attempt to write a readonly database", "read_only"), ("database or disk is full", "full")],
 )
-def test_an_unwritable_queue_keeps_posts_until_it_is_writable(tmp_path, monkeypatch, message, kind):
+def test_an_unwritable_queue_keeps_posts_until_it_is_writable(new_writer, tmp_path, monkeypatch, message, kind):
     path = tmp_path / "queue.sqlite"
-    writer = ReviewWriter(path)
+    writer = new_writer(path)
     real_add = ReviewQueue.add
 
     def broken(self, items):
@@ -100,8 +157,8 @@ def test_an_unwritable_queue_keeps_posts_until_it_is_writable(tmp_path, monkeypa
     assert ids(ReviewQueue(path)) == ["p-1", "p-2"]
 
 
-def test_a_full_backlog_drops_the_oldest_and_counts_them(tmp_path, monkeypatch):
-    writer = ReviewWriter(tmp_path / "queue.sqlite", max_backlog=3)
+def test_a_full_backlog_drops_the_oldest_and_counts_them(new_writer, tmp_path, monkeypatch):
+    writer = new_writer(tmp_path / "queue.sqlite", max_backlog=3)
     monkeypatch.setattr(ReviewQueue, "add", lambda self, items: (_ for _ in ()).throw(OSError()))
     dropped = prometheus_client.REGISTRY.get_sample_value("socialcare_review_dropped_total") or 0
     writer.add([item(n) for n in range(5)])
