@@ -138,7 +138,9 @@ def test_closing_writes_what_was_kept_then_stops_retrying(new_writer, tmp_path, 
     "message, kind",
     [("attempt to write a readonly database", "read_only"), ("database or disk is full", "full")],
 )
-def test_an_unwritable_queue_keeps_posts_until_it_is_writable(new_writer, tmp_path, monkeypatch, message, kind):
+def test_an_unwritable_queue_keeps_posts_until_it_is_writable(
+    new_writer, tmp_path, monkeypatch, message, kind
+):
     path = tmp_path / "queue.sqlite"
     writer = new_writer(path)
     real_add = ReviewQueue.add
