@@ -390,8 +390,9 @@ def main(argv=None) -> int:
     }
     validation, test = splits["validation"], splits["test"]
     texts = validation.texts + test.texts
+    parents = validation.parents + test.parents  # replies are read with their parent
     fp32 = Predictor(source, runtime=ONNX_FP32)
-    reference = fp32.logits(texts)
+    reference = fp32.logits(texts, parents)
     langs = validation.langs + test.langs
     reference_decisions = fp32.decision.decide(*reference, langs)
     # ONNX fp32 calibrated once: it stands for torch fp32 (the export checked them equal).
@@ -401,7 +402,7 @@ def main(argv=None) -> int:
     def judge(name: str, predictor: Predictor, candidate_calibrated) -> None:
         """The variant's row: drift and flips under fp32's thresholds, the gate, speed."""
         predictor.decision = fp32.decision  # flips under the same thresholds as fp32
-        logits = predictor.logits(texts)
+        logits = predictor.logits(texts, parents)
         decisions = predictor.decision.decide(*logits, langs)
         calibrated = {TORCH: calibrated_fp32, ONNX_INT8: candidate_calibrated}
         compared = score_table(calibrated)
