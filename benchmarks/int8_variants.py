@@ -163,17 +163,11 @@ def static_qdq(alpha: float | None = None):
 def special_token_maxima(fp32: Path, nodes: list[str], batches) -> dict[str, tuple[float, float]]:
     """Per MatMul input: the largest |activation| of the <s> and </s> rows, and of all
     other real tokens, over the (input_ids, attention_mask) batches."""
-    import onnx
-    import onnxruntime
+    from training.smoothquant import matmul_inputs, session_showing
 
-    model = onnx.load(str(fp32))
-    readers = {node.name: node.input[0] for node in model.graph.node if node.name in nodes}
-    tensors = sorted({readers[name] for name in nodes})
-    for tensor in tensors:
-        model.graph.output.append(onnx.ValueInfoProto(name=tensor))
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    readers = matmul_inputs(fp32, nodes)
+    tensors = sorted(set(readers.values()))
+    session = session_showing(fp32, tensors)
     found = {tensor: (0.0, 0.0) for tensor in tensors}
     for input_ids, mask in batches:
         special = np.zeros(mask.shape, dtype=bool)

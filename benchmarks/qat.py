@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -38,44 +39,40 @@ from socialcare.core.records import load_posts  # noqa: E402
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "qat"
 
 
-def fake_quantised_linear(linear):
+class _Round(torch.autograd.Function):
+    """Rounds forward, passes gradients through (straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class FakeQuantisedLinear(torch.nn.Module):
     """``linear`` computing with ONNX Runtime's dynamic int8 arithmetic, simulated."""
-    import torch
-    from torch.nn import functional
 
-    class Round(torch.autograd.Function):  # rounds forward, passes gradients through
-        @staticmethod
-        def forward(ctx, x):
-            return torch.round(x)
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.linear = linear
 
-        @staticmethod
-        def backward(ctx, grad):
-            return grad
-
-    class FakeQuantised(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = linear
-
-        def forward(self, x):
-            low = torch.clamp(x.detach().min(), max=0)
-            high = torch.clamp(x.detach().max(), min=0)
-            scale = torch.clamp((high - low) / 255, min=1e-8)
-            zero = torch.clamp(torch.round(-low / scale), 0, 255)
-            x = (torch.clamp(Round.apply(x / scale) + zero, 0, 255) - zero) * scale
-            w = self.linear.weight
-            w_scale = torch.clamp(w.detach().abs().amax(dim=1, keepdim=True) / 127, min=1e-8)
-            w = torch.clamp(Round.apply(w / w_scale), -127, 127) * w_scale
-            return functional.linear(x, w, self.linear.bias)
-
-    return FakeQuantised()
+    def forward(self, x):
+        low = torch.clamp(x.detach().min(), max=0)
+        high = torch.clamp(x.detach().max(), min=0)
+        scale = torch.clamp((high - low) / 255, min=1e-8)
+        zero = torch.clamp(torch.round(-low / scale), 0, 255)
+        x = (torch.clamp(_Round.apply(x / scale) + zero, 0, 255) - zero) * scale
+        w = self.linear.weight
+        w_scale = torch.clamp(w.detach().abs().amax(dim=1, keepdim=True) / 127, min=1e-8)
+        w = torch.clamp(_Round.apply(w / w_scale), -127, 127) * w_scale
+        return torch.nn.functional.linear(x, w, self.linear.bias)
 
 
 def fine_tune(source: Path, target: Path, batches, reference, lr: float) -> float:
     """One epoch of ``source`` under fake quantisation towards ``reference`` logits; the
     result (plain weights) saved in ``target``. Returns the seconds it took."""
-    import torch
-
     from socialcare.runtime.model import IntentSentimentModel
     from training.distill import distill_loss
 
@@ -92,7 +89,7 @@ def fine_tune(source: Path, target: Path, batches, reference, lr: float) -> floa
             (layer.intermediate, "dense"),
             (layer.output, "dense"),
         ):
-            setattr(parent, name, fake_quantised_linear(getattr(parent, name)))
+            setattr(parent, name, FakeQuantisedLinear(getattr(parent, name)))
             wrapped.append((parent, name))
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -139,6 +136,7 @@ def main(argv=None) -> int:
     batches = list(tokens.batches(ids, 32))
     replies = np.array([bool(p.parent_text) for p in validation])
     reference = _graph_logits(source / "model.onnx", batches, len(ids))
+    train_reference = _graph_logits(source / "model.onnx", train_batches, len(train_ids))
 
     def compare(candidate, against=reference) -> dict:
         every = flip_shares(against, candidate)
@@ -160,8 +158,7 @@ def main(argv=None) -> int:
         rows["original, served SmoothQuant int8"] = compare(served)
         for lr in args.lr:
             tuned = Path(scratch) / f"qat-{lr:g}"
-            seconds = fine_tune(source, tuned, train_batches, _graph_logits(
-                source / "model.onnx", train_batches, len(train_ids)), lr)  # fmt: skip
+            seconds = fine_tune(source, tuned, train_batches, train_reference, lr)
             _export_fp32(tuned, info, tuned / "model.onnx")
             quantize_smoothed(tuned / "model.onnx", plain, _encoder_matmuls(tuned / "model.onnx"))
             own = _graph_logits(tuned / "model.onnx", batches, len(ids))

@@ -45,24 +45,36 @@ FLIP_BUDGET = 0.015
 SCALE_RANGE = (1e-4, 1e4)
 
 
+def matmul_inputs(fp32: Path, matmuls: Sequence[str]) -> dict[str, str]:
+    """The input tensor of each of those MatMuls, by node name."""
+    import onnx
+
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    return {node.name: node.input[0] for node in graph.node if node.name in matmuls}
+
+
+def session_showing(fp32: Path, tensors: Sequence[str]):
+    """An ONNX Runtime session of the graph that can also return these inner tensors."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(fp32))
+    present = {output.name for output in model.graph.output}
+    for tensor in tensors:
+        if tensor not in present:
+            model.graph.output.append(onnx.ValueInfoProto(name=tensor))
+    return onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+
+
 def input_maxima(
     fp32: Path, matmuls: Sequence[str], batches: Iterable[tuple[np.ndarray, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """Max |activation| per input channel of each MatMul's input, over the batches
     (input_ids, attention_mask), by input tensor name."""
-    import onnx
-    import onnxruntime
-
-    model = onnx.load(str(fp32))
-    nodes = {node.name: node for node in model.graph.node}
-    tensors = sorted({nodes[name].input[0] for name in matmuls})
-    present = {output.name for output in model.graph.output}
-    for tensor in tensors:
-        if tensor not in present:
-            model.graph.output.append(onnx.ValueInfoProto(name=tensor))
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    tensors = sorted(set(matmul_inputs(fp32, matmuls).values()))
+    session = session_showing(fp32, tensors)
     maxima: dict[str, np.ndarray] = {}
     for input_ids, attention_mask in batches:
         outputs = session.run(tensors, {"input_ids": input_ids, "attention_mask": attention_mask})
